@@ -1,0 +1,113 @@
+"""Domain exceptions, their HTTP status in one table, and one JSON error shape.
+
+Every error body is `{"detail": "<message naming the field>"}`; validation errors add
+`"errors": [{"field", "loc", "msg"}]` so clients can highlight each bad field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api.responses import JSONBytesResponse
+
+
+class DomainError(Exception):
+    """Base of errors the API reports to clients; `field` names the offending input."""
+
+    def __init__(self, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class NotFoundError(DomainError):
+    """The addressed resource does not exist."""
+
+
+class ConflictError(DomainError):
+    """The write collides with existing data (e.g. a duplicate external_id)."""
+
+
+class PreconditionFailedError(DomainError):
+    """An If-Match version no longer matches: someone else changed the resource."""
+
+
+class InvalidInputError(DomainError):
+    """Input that passed parsing but is semantically wrong."""
+
+
+class UnauthorizedError(DomainError):
+    """Missing or wrong credentials."""
+
+
+class PayloadTooLargeError(DomainError):
+    """The request body exceeds the configured limit."""
+
+
+class ServiceUnavailableError(DomainError):
+    """A capability is switched off or its backing service is down."""
+
+
+STATUS_BY_ERROR: dict[type[DomainError], int] = {
+    InvalidInputError: 422,
+    UnauthorizedError: 401,
+    NotFoundError: 404,
+    ConflictError: 409,
+    PreconditionFailedError: 412,
+    PayloadTooLargeError: 413,
+    ServiceUnavailableError: 503,
+}
+
+
+def status_for(exc: DomainError) -> int:
+    """The HTTP status of a domain error (most specific class wins)."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 400
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def validation_body(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """Shape pydantic errors as `{"detail": "field: msg; …", "errors": [...]}`."""
+    items = []
+    for err in errors:
+        field = _field_of(err.get("loc", ()))
+        msg = str(err.get("msg", "invalid"))
+        if msg.startswith("Value error, "):
+            msg = msg[len("Value error, ") :]
+        items.append({"field": field, "loc": list(err.get("loc", ())), "msg": msg})
+    return {
+        "detail": "; ".join(f"{i['field']}: {i['msg']}" for i in items),
+        "errors": items,
+    }
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error the same JSON shape."""
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONBytesResponse:
+        body: dict[str, Any] = {"detail": exc.detail}
+        if exc.field:
+            body["field"] = exc.field
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
+        return JSONBytesResponse(body, status_code=status_for(exc), headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONBytesResponse:
+        return JSONBytesResponse(validation_body([dict(e) for e in exc.errors()]), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONBytesResponse:
+        return JSONBytesResponse(
+            {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )

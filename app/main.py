@@ -1,0 +1,73 @@
+"""App factory: settings, engine in the lifespan, routers, error handlers, health probes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+
+from app import __version__
+from app.api.limits import BodySizeLimit
+from app.api.responses import JSONBytesResponse
+from app.config import Settings, get_settings
+from app.db.engine import make_engine
+from app.errors import install_error_handlers
+from app.stations.routes import router as stations_router
+from app.web.routes import router as web_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the ASGI app; the database engine is opened and closed in the lifespan."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings)
+        app.state.engine = engine
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="yizhan 驿站",
+        version=__version__,
+        description=(
+            "Union rest stations for outdoor workers (户外劳动者服务站点 / 工会驿站). "
+            "GeoJSON (RFC 7946) in and out, WGS-84 coordinates."
+        ),
+        lifespan=lifespan,
+        default_response_class=JSONBytesResponse,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    app.include_router(stations_router)
+    app.include_router(web_router)
+
+    @app.get("/healthz", tags=["ops"], summary="The process is up")
+    def healthz() -> JSONBytesResponse:
+        return JSONBytesResponse({"status": "ok"})
+
+    @app.get("/readyz", tags=["ops"], summary="The database answers and is migrated")
+    async def readyz() -> JSONBytesResponse:
+        def probe() -> str | None:
+            with app.state.engine.connect() as conn:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+        try:
+            revision = await run_in_threadpool(probe)
+        except Exception as exc:  # any failure means "not ready", reported, never a 500
+            return JSONBytesResponse(
+                {"status": "unavailable", "detail": f"database: {type(exc).__name__}"},
+                status_code=503,
+            )
+        return JSONBytesResponse({"status": "ok", "database": "ok", "schema": revision})
+
+    return app
+
+
+app = create_app()

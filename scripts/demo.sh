@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One command for the demo: install what is missing, start PostGIS (unless DATABASE_URL is set),
+# migrate, load the Wuhan sample stations and serve on http://127.0.0.1:8000 (Ctrl-C stops).
+#   HOST / PORT  change where it listens (default 127.0.0.1:8000)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+ensure_system
+ensure_venv
+ensure_db
+export ADMIN_TOKEN="${ADMIN_TOKEN:-demo-admin-token}"
+yizhan db upgrade
+yizhan demo load
+log "serving on http://${HOST:-127.0.0.1}:${PORT:-8000}  (API docs at /docs; ADMIN_TOKEN=$ADMIN_TOKEN)"
+exec uvicorn app.main:app --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --no-access-log

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# One command for all tests: install what is missing, start PostGIS (unless DATABASE_URL is set)
+# and run the whole suite against it. Tests use their own databases (<db>_test, <db>_e2e),
+# created afresh, so the demo data is never touched. Extra arguments go to pytest.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+ensure_system
+ensure_venv
+ensure_db
+exec python -m pytest "$@"

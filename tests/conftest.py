@@ -1,0 +1,92 @@
+"""Test fixtures: a fresh, migrated PostGIS database per run; every test rolled back.
+
+DATABASE_URL (exported by scripts/test.sh) names the server; tests create their own databases
+`<name>_test` (and `<name>_e2e` for the real-server tests) so the demo data is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection, make_url
+
+from app.config import Settings, normalise_database_url
+from app.db import migrate
+from app.db.engine import get_conn, make_engine
+from app.main import create_app
+
+ADMIN_TOKEN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def _server_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        pytest.exit("DATABASE_URL is not set: run the suite with scripts/test.sh", returncode=2)
+    return normalise_database_url(url)
+
+
+def fresh_database(suffix: str) -> str:
+    """Drop and create `<db>_<suffix>` on the DATABASE_URL server; return its SQLAlchemy URL."""
+    base = make_url(_server_url())
+    name = f"{base.database}_{suffix}"
+    admin = base.set(drivername="postgresql", database="postgres")
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
+        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        c.execute(f'CREATE DATABASE "{name}"')
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = fresh_database("test")
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, admin_token=ADMIN_TOKEN)
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    eng = make_engine(settings)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def conn(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction that is rolled back after the test."""
+    with engine.connect() as c:
+        trans = c.begin()
+        try:
+            yield c
+        finally:
+            trans.rollback()
+
+
+@pytest.fixture
+def client(settings: Settings, conn: Connection) -> Iterator[TestClient]:
+    """The app, its requests running inside the test's transaction (savepoint per request)."""
+    app = create_app(settings)
+
+    def _conn() -> Iterator[Connection]:
+        sp = conn.begin_nested()
+        try:
+            yield conn
+        except Exception:
+            sp.rollback()
+            raise
+        else:
+            sp.commit()
+
+    app.dependency_overrides[get_conn] = _conn
+    with TestClient(app) as tc:
+        yield tc
