@@ -1,0 +1,93 @@
+"""End to end over a real socket: migrate and load the demo with the CLI, serve with uvicorn."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+from tests.conftest import ADMIN_TOKEN, fresh_database
+from tests.factories import feature
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    url = fresh_database("e2e")
+    env = {**os.environ, "DATABASE_URL": url, "ADMIN_TOKEN": ADMIN_TOKEN}
+    for args in (["db", "upgrade"], ["demo", "load"]):
+        done = subprocess.run(
+            [str(BIN / "yizhan"), *args], env=env, cwd=ROOT, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "uvicorn"), "app.main:app", "--port", str(port), "--no-access-log"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("uvicorn did not start")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_ready_and_nearest_on_the_demo_data(server):
+    assert httpx.get(f"{server}/readyz").json()["status"] == "ok"
+    r = httpx.get(
+        f"{server}/api/v1/stations/nearest",
+        params={"lat": 30.5825, "lon": 114.2875, "k": 5, "amenities": "drinking_water"},
+    )
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/geo+json"
+    feats = r.json()["features"]
+    assert len(feats) == 5
+    d = [f["properties"]["distance_m"] for f in feats]
+    assert d == sorted(d) and d[0] < 2000  # Jianghan Road is in the dense old town
+    assert all("drinking_water" in f["properties"]["amenities"] for f in feats)
+
+
+def test_write_cycle_over_http(server):
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    f = feature("E2E-1", lon=114.1, lat=30.45)
+    assert httpx.post(f"{server}/api/v1/stations", json=f).status_code == 401
+    created = httpx.post(f"{server}/api/v1/stations", json=f, headers=auth)
+    assert created.status_code == 201
+    sid = created.json()["id"]
+    again = httpx.post(f"{server}/api/v1/stations", json=f, headers=auth)
+    assert again.status_code == 409
+    big = httpx.post(
+        f"{server}/api/v1/stations",
+        content=b"x" * 200_000,
+        headers={**auth, "content-type": "application/json"},
+    )
+    assert big.status_code == 413
+    assert httpx.delete(f"{server}/api/v1/stations/{sid}", headers=auth).status_code == 204
+    assert httpx.get(f"{server}/api/v1/stations/{sid}").status_code == 404
