@@ -33,9 +33,7 @@ def test_import_then_reimport_updates_in_place(conn, tmp_path):
     feats[0]["properties"]["name"] = "改名后的驿站"
     service.import_collection(conn, read_collection(write(tmp_path, feats)).features)
     assert count(conn) == 5
-    row = conn.execute(
-        text("SELECT name, version FROM stations WHERE external_id = 'I-0'")
-    ).one()
+    row = conn.execute(text("SELECT name, version FROM stations WHERE external_id = 'I-0'")).one()
     assert row == ("改名后的驿站", 2)
 
 
