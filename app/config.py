@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -33,7 +34,16 @@ class Settings(BaseSettings):
     #: Largest request body accepted, in bytes (a station Feature is ~1 KiB).
     max_body_bytes: int = 64 * 1024
     pool_size: int = 10
+    #: Time zone in which opening hours are evaluated (the stations' own, not the server's).
     time_zone: str = "Asia/Shanghai"
+    #: Keep the opening-hours window fresh from inside the server (check hourly).
+    hours_auto_refresh: bool = True
+    #: Problem reports a client address may file (`limits` syntax), and where counts live
+    #: (`memory://` per process; `redis://host:6379` to share them between workers).
+    report_rate_limit: str = "5/minute;30/day"
+    rate_limit_storage: str = "memory://"
+    #: Salt of the stored client-address hashes; random per process unless set.
+    report_salt: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_hex(16)))
 
     @field_validator("database_url")
     @classmethod

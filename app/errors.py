@@ -48,6 +48,14 @@ class PayloadTooLargeError(DomainError):
     """The request body exceeds the configured limit."""
 
 
+class TooManyRequestsError(DomainError):
+    """A client sent more requests than its rate limit allows."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail, field="client")
+        self.retry_after = retry_after
+
+
 class ServiceUnavailableError(DomainError):
     """A capability is switched off or its backing service is down."""
 
@@ -59,6 +67,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     ConflictError: 409,
     PreconditionFailedError: 412,
     PayloadTooLargeError: 413,
+    TooManyRequestsError: 429,
     ServiceUnavailableError: 503,
 }
 
@@ -99,7 +108,11 @@ def install_error_handlers(app: FastAPI) -> None:
         body: dict[str, Any] = {"detail": exc.detail}
         if exc.field:
             body["field"] = exc.field
-        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, UnauthorizedError) else None
+        headers = None
+        if isinstance(exc, UnauthorizedError):
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(exc, TooManyRequestsError):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONBytesResponse(body, status_code=status_for(exc), headers=headers)
 
     @app.exception_handler(RequestValidationError)

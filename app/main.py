@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
 from app import __version__
@@ -15,8 +17,26 @@ from app.api.responses import JSONBytesResponse
 from app.config import Settings, get_settings
 from app.db.engine import make_engine
 from app.errors import install_error_handlers
+from app.hours import store as hours_store
+from app.reports.routes import router as reports_router
+from app.reports.service import ReportLimiter
 from app.stations.routes import router as stations_router
 from app.web.routes import router as web_router
+
+log = logging.getLogger("yizhan")
+
+
+async def _keep_hours_fresh(engine: Engine, tz: str, every_s: float = 3600.0) -> None:
+    """Keep the opening-hours window current: check at start-up, then hourly (a refresh
+    happens about once a day). Runs in a worker thread; failures are logged, never fatal."""
+    while True:
+        try:
+            n = await run_in_threadpool(hours_store.refresh_if_stale, engine, tz)
+            if n is not None:
+                log.info("opening-hours window refreshed for %d stations", n)
+        except Exception:  # the database may be down; /readyz reports that
+            log.warning("opening-hours refresh failed", exc_info=True)
+        await asyncio.sleep(every_s)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,9 +47,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings)
         app.state.engine = engine
+        refresher = None
+        if settings.hours_auto_refresh:
+            refresher = asyncio.create_task(_keep_hours_fresh(engine, settings.time_zone))
         try:
             yield
         finally:
+            if refresher is not None:
+                refresher.cancel()
             engine.dispose()
 
     app = FastAPI(
@@ -43,9 +68,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JSONBytesResponse,
     )
     app.state.settings = settings
+    app.state.report_limiter = ReportLimiter(
+        settings.report_rate_limit, settings.rate_limit_storage
+    )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(stations_router)
+    app.include_router(reports_router)
     app.include_router(web_router)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")

@@ -51,7 +51,12 @@ def database_url() -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, admin_token=ADMIN_TOKEN)
+    return Settings(
+        database_url=database_url,
+        admin_token=ADMIN_TOKEN,
+        hours_auto_refresh=False,
+        report_rate_limit="5/minute",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -90,3 +95,11 @@ def client(settings: Settings, conn: Connection) -> Iterator[TestClient]:
     app.dependency_overrides[get_conn] = _conn
     with TestClient(app) as tc:
         yield tc
+
+
+@pytest.fixture
+def ctx(settings: Settings, conn: Connection):
+    """A presentation/write context in WGS-84 at the current instant."""
+    from app.stations.service import FeatureContext
+
+    return FeatureContext.build(settings, conn, None, "wgs84")

@@ -27,17 +27,19 @@ def count(conn) -> int:
     return conn.execute(text("SELECT count(*) FROM stations")).scalar_one()
 
 
-def test_import_then_reimport_updates_in_place(conn, tmp_path):
+def test_import_then_reimport_updates_in_place(conn, tmp_path, ctx):
     feats = [feature(f"I-{i}", lon=114.2 + i / 100, lat=30.5) for i in range(5)]
-    assert service.import_collection(conn, read_collection(write(tmp_path, feats)).features) == 5
+    assert (
+        service.import_collection(conn, read_collection(write(tmp_path, feats)).features, ctx) == 5
+    )
     feats[0]["properties"]["name"] = "改名后的驿站"
-    service.import_collection(conn, read_collection(write(tmp_path, feats)).features)
+    service.import_collection(conn, read_collection(write(tmp_path, feats)).features, ctx)
     assert count(conn) == 5
     row = conn.execute(text("SELECT name, version FROM stations WHERE external_id = 'I-0'")).one()
     assert row == ("改名后的驿站", 2)
 
 
-def test_one_bad_feature_rejects_the_whole_file_naming_it(conn, tmp_path):
+def test_one_bad_feature_rejects_the_whole_file_naming_it(conn, tmp_path, ctx):
     feats = [feature(f"I-{i}") for i in range(4)]
     feats[2]["properties"]["amenities"] = ["sauna"]
     with pytest.raises(InvalidInputError, match=r"features\.2\.properties\.amenities"):
@@ -45,11 +47,11 @@ def test_one_bad_feature_rejects_the_whole_file_naming_it(conn, tmp_path):
     assert count(conn) == 0
 
 
-def test_duplicate_external_ids_in_one_file_are_rejected(conn, tmp_path):
+def test_duplicate_external_ids_in_one_file_are_rejected(conn, tmp_path, ctx):
     feats = [feature("SAME"), feature("OTHER"), feature("SAME")]
     coll = read_collection(write(tmp_path, feats))
     with pytest.raises(InvalidInputError, match=r"features\[2\].*SAME"):
-        service.import_collection(conn, coll.features)
+        service.import_collection(conn, coll.features, ctx)
     assert count(conn) == 0
 
 
@@ -68,7 +70,7 @@ def test_missing_file(tmp_path):
         read_collection(tmp_path / "nope.geojson")
 
 
-def test_demo_sample_is_valid_realistic_and_inside_wuhan(conn):
+def test_demo_sample_is_valid_realistic_and_inside_wuhan(conn, ctx):
     raw = json.loads(DEMO.read_text("utf-8"))
     assert raw.get("sample_data") is True
     coll = read_collection(DEMO)
@@ -78,7 +80,7 @@ def test_demo_sample_is_valid_realistic_and_inside_wuhan(conn):
         assert 113.98 <= f.geometry.lon <= 114.55
         assert 30.38 <= f.geometry.lat <= 30.78
         assert f.properties.district_code and f.properties.district_code.startswith("4201")
-    service.import_collection(conn, coll.features)
+    service.import_collection(conn, coll.features, ctx)
     assert count(conn) == n
     # varied: many host types, every amenity somewhere, a mix of statuses
     hosts = conn.execute(text("SELECT count(DISTINCT host_type) FROM stations")).scalar_one()

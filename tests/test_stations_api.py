@@ -307,7 +307,12 @@ def test_health_and_readiness(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["schema"] == "0001"
+    from alembic.script import ScriptDirectory
+
+    from app.db.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config("postgresql://x/y")).get_current_head()
+    assert ready.json()["schema"] == head
 
 
 def test_readiness_reports_unreachable_database(settings):

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Computed,
+    Date,
     DateTime,
+    ForeignKey,
     Identity,
     Index,
     Integer,
+    SmallInteger,
     Text,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, TSTZMULTIRANGE, TSTZRANGE
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
+from app.reports.vocab import REPORT_KINDS, REPORT_STATUSES
 from app.stations.vocab import ACCESS_CODES, AMENITY_CODES, HOST_TYPE_CODES, STATUS_CODES
 
 COORD_SYSTEMS: tuple[str, ...] = ("wgs84", "gcj02", "bd09")
@@ -65,6 +70,16 @@ class Station(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     version: Mapped[int] = mapped_column(Integer, server_default="1")
+    #: Character uni/bigrams of name and address (DB-computed) for indexed substring search.
+    search_grams: Mapped[list[str] | None] = mapped_column(
+        ARRAY(Text),
+        Computed(
+            "(yizhan_grams(name) || COALESCE(yizhan_grams(address), '{}'::text[]))",
+            persisted=True,
+        ),
+    )
+    #: When the station is open within the current hours window (see app/hours); NULL: unknown.
+    open_intervals: Mapped[object | None] = mapped_column(TSTZMULTIRANGE)
 
     __table_args__ = (
         CheckConstraint(f"host_type IN ({sql_in_list(HOST_TYPE_CODES)})", name="host_type"),
@@ -80,6 +95,8 @@ class Station(Base):
         ),
         CheckConstraint("char_length(name) BETWEEN 1 AND 200", name="name"),
         Index("ix_stations_amenities", "amenities", postgresql_using="gin"),
+        Index("ix_stations_search_grams", "search_grams", postgresql_using="gin"),
+        Index("ix_stations_access", "access"),
         # Geodesic KNN (`geography <-> geography`) needs a geography GiST index.
         Index("ix_stations_geog", text("(geom::geography)"), postgresql_using="gist"),
         # One partial KNN index per amenity: a filter matching 0.5 % of stations then walks
@@ -93,4 +110,55 @@ class Station(Base):
             )
             for code in AMENITY_CODES
         ),
+    )
+
+
+class HoursWindow(Base):
+    """The one time window for which every station's open_intervals are computed."""
+
+    __tablename__ = "hours_window"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    covers: Mapped[object] = mapped_column(TSTZRANGE)
+    time_zone: Mapped[str] = mapped_column(Text)
+    refreshed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+
+class CalendarDay(Base):
+    """A planner's addition to the holiday calendar: a holiday or a make-up working day."""
+
+    __tablename__ = "calendar_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (CheckConstraint("kind IN ('holiday', 'workday')", name="kind"),)
+
+
+class Report(Base):
+    """A courier's problem report about a station."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    station_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("stations.id", ondelete="CASCADE")
+    )
+    kind: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(Text)
+    #: Salted hash of the client address (for rate limits and abuse review, not the address).
+    client_key: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="open")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN ({sql_in_list(REPORT_KINDS)})", name="kind"),
+        CheckConstraint(f"status IN ({sql_in_list(REPORT_STATUSES)})", name="status"),
+        CheckConstraint("comment IS NULL OR char_length(comment) <= 500", name="comment"),
+        Index("ix_reports_station_open", "station_id", postgresql_where=text("status = 'open'")),
     )

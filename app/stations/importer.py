@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
+from app.config import Settings
 from app.errors import InvalidInputError, validation_body
 from app.stations import service
 from app.stations.schemas import StationCollectionIn
@@ -37,8 +38,9 @@ def read_collection(path: Path) -> StationCollectionIn:
         ) from exc
 
 
-def import_file(engine: Engine, path: Path) -> int:
+def import_file(engine: Engine, path: Path, settings: Settings) -> int:
     """Validate every feature, then upsert them all in one transaction (or none)."""
     collection = read_collection(path)
     with engine.begin() as conn:
-        return service.import_collection(conn, collection.features)
+        ctx = service.FeatureContext.build(settings, conn, None, "wgs84")
+        return service.import_collection(conn, collection.features, ctx)

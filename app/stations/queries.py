@@ -6,6 +6,7 @@ Distances are geodesic metres on the WGS-84 spheroid (`ST_Distance(geography)` d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import TextClause, bindparam, text
@@ -17,7 +18,9 @@ from sqlalchemy.types import Text
 COLUMNS = (
     "id, external_id, name, address, district_code, host_type, operator, access, amenities, "
     "opening_hours, status, phone, capacity, source_crs, created_at, updated_at, version, "
-    "ST_X(geom) AS lon, ST_Y(geom) AS lat"
+    "ST_X(geom) AS lon, ST_Y(geom) AS lat, "
+    "(SELECT count(*) FROM reports r WHERE r.station_id = stations.id AND r.status = 'open') "
+    "AS open_reports"
 )
 
 #: Writable columns (geometry handled separately).
@@ -34,7 +37,17 @@ WRITABLE = (
     "status",
     "phone",
     "capacity",
+    "source_crs",
+    "open_intervals",
 )
+
+
+def _ph(column: str) -> str:
+    """The bind placeholder of a writable column (casts where the driver sends text)."""
+    if column == "open_intervals":
+        return "CAST(:open_intervals AS tstzmultirange)"
+    return f":{column}"
+
 
 #: Sphere-vs-spheroid distances differ by well under 1 %; the KNN candidate radius gets this
 #: margin so the exact spheroid re-rank can never miss a station (see `nearest`).
@@ -44,30 +57,88 @@ _TEXT_ARRAY = ARRAY(Text)
 
 
 @dataclass(frozen=True, slots=True)
-class NearestFilter:
-    """What the nearest query is restricted to."""
+class StationFilter:
+    """Restrictions shared by the nearest query and paged lists (all combine with AND)."""
 
-    lon: float
-    lat: float
-    k: int
-    radius_m: float | None = None
     amenities: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    access: tuple[str, ...] = ()
+    district_code: str | None = None
+    #: Substring of name or address (Chinese or Latin, case-insensitive).
+    q: str | None = None
+    #: Only stations open at this instant (status open and inside their open intervals).
+    open_at: datetime | None = None
+    bbox: tuple[float, float, float, float] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NearestFilter(StationFilter):
+    """What the nearest query is restricted to, and where it is asked from."""
+
+    lon: float = 0.0
+    lat: float = 0.0
+    k: int = 5
+    radius_m: float | None = None
     statuses: tuple[str, ...] = ("open", "temporarily_closed")
 
 
-def _nearest_sql(f: NearestFilter) -> str:
+def like_pattern(q: str) -> str:
+    """An ILIKE pattern matching `q` anywhere, with LIKE's wildcards escaped."""
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _conditions(f: StationFilter) -> tuple[list[str], dict[str, Any]]:
+    conds: list[str] = []
+    params: dict[str, Any] = {}
+    if f.statuses:
+        conds.append("status = ANY(:statuses)")
+        params["statuses"] = list(f.statuses)
     # One `amenities @> ARRAY[:a_i]` per amenity (not one array containment) so that the
     # planner can match the partial per-amenity index of any single one of them.
-    conds = ["status = ANY(:statuses)"]
-    conds += [f"amenities @> ARRAY[CAST(:a{i} AS text)]" for i in range(len(f.amenities))]
+    for i, code in enumerate(f.amenities):
+        conds.append(f"amenities @> ARRAY[CAST(:a{i} AS text)]")
+        params[f"a{i}"] = code
+    if f.access:
+        conds.append("access = ANY(:access)")
+        params["access"] = list(f.access)
+    if f.district_code is not None:
+        conds.append("district_code = :district_code")
+        params["district_code"] = f.district_code
+    if f.q is not None:
+        conds.append(
+            "search_grams @> yizhan_query_grams(:q) "
+            "AND (name ILIKE :q_like OR address ILIKE :q_like)"
+        )
+        params["q"] = f.q
+        params["q_like"] = like_pattern(f.q)
+    if f.open_at is not None:
+        conds.append("status = 'open' AND open_intervals @> CAST(:open_at AS timestamptz)")
+        params["open_at"] = f.open_at
+    if f.bbox is not None:
+        conds.append("geom && ST_MakeEnvelope(:minlon, :minlat, :maxlon, :maxlat, 4326)")
+        params.update(zip(("minlon", "minlat", "maxlon", "maxlat"), f.bbox, strict=True))
+    return conds, params
+
+
+def _bind(sql: str, params: dict[str, Any]) -> TextClause:
+    stmt = text(sql)
+    arrays = [bindparam(k, type_=_TEXT_ARRAY) for k in ("statuses", "access") if k in params]
+    return stmt.bindparams(*arrays) if arrays else stmt
+
+
+def _nearest_sql(f: NearestFilter) -> tuple[str, dict[str, Any]]:
+    conds, params = _conditions(f)
     if f.radius_m is not None:
         conds.append("ST_DWithin(geom::geography, q.g, :radius_m)")
-    where = " AND ".join(conds)
+        params["radius_m"] = f.radius_m
+    params.update(lon=f.lon, lat=f.lat, k=f.k)
+    where = " AND ".join(conds) or "TRUE"
     # Stage 1 walks the geography GiST index in sphere-distance order (true KNN) for k
     # candidates. Stage 2 takes everything within the k-th candidate's spheroid distance (plus
     # margin) and orders by exact spheroid metres, so the answer equals a brute-force geodesic
     # ordering even where sphere and spheroid disagree about near ties.
-    return f"""
+    sql = f"""
 WITH q AS (SELECT CAST(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geography) AS g),
 knn AS (
     SELECT ST_Distance(geom::geography, q.g) AS d
@@ -83,32 +154,23 @@ WHERE {where} AND ST_DWithin(geom::geography, q.g, bound.r, false)
 ORDER BY distance_m, id
 LIMIT :k
 """
+    return sql, params
 
 
 def nearest_params(f: NearestFilter) -> dict[str, Any]:
     """Bound parameters of the nearest query (also used by the benchmark's raw-SQL run)."""
-    params: dict[str, Any] = {
-        "lon": f.lon,
-        "lat": f.lat,
-        "k": f.k,
-        "statuses": list(f.statuses),
-    }
-    for i, code in enumerate(f.amenities):
-        params[f"a{i}"] = code
-    if f.radius_m is not None:
-        params["radius_m"] = f.radius_m
-    return params
+    return _nearest_sql(f)[1]
 
 
 def nearest_sql(f: NearestFilter) -> str:
     """The nearest query's SQL text with named (`:name`) parameters."""
-    return _nearest_sql(f)
+    return _nearest_sql(f)[0]
 
 
 def nearest_statement(f: NearestFilter, explain: bool = False) -> TextClause:
     """The nearest query as a SQLAlchemy statement (optionally prefixed with EXPLAIN)."""
-    sql = ("EXPLAIN " if explain else "") + _nearest_sql(f)
-    return text(sql).bindparams(bindparam("statuses", type_=_TEXT_ARRAY))
+    sql, params = _nearest_sql(f)
+    return _bind(("EXPLAIN " if explain else "") + sql, params)
 
 
 def nearest(conn: Connection, f: NearestFilter) -> list[RowMapping]:
@@ -125,39 +187,38 @@ def get(conn: Connection, station_id: int) -> RowMapping | None:
     )
 
 
-def page_in_bbox(
-    conn: Connection,
-    bbox: tuple[float, float, float, float] | None,
-    limit: int,
-    offset: int,
+def page(
+    conn: Connection, f: StationFilter, limit: int, offset: int
 ) -> tuple[list[RowMapping], int]:
-    """One page of stations (ordered by id) inside a bbox, and how many match in all."""
-    where = "TRUE"
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    if bbox is not None:
-        where = "geom && ST_MakeEnvelope(:minlon, :minlat, :maxlon, :maxlat, 4326)"
-        params.update(zip(("minlon", "minlat", "maxlon", "maxlat"), bbox, strict=True))
+    """One page of matching stations (ordered by id), and how many match in all."""
+    conds, params = _conditions(f)
+    where = " AND ".join(conds) or "TRUE"
     rows = list(
         conn.execute(
-            text(
+            _bind(
                 f"SELECT {COLUMNS} FROM stations WHERE {where} "
-                "ORDER BY id LIMIT :limit OFFSET :offset"
+                "ORDER BY id LIMIT :limit OFFSET :offset",
+                params,
             ),
-            params,
+            {**params, "limit": limit, "offset": offset},
         ).mappings()
     )
-    total = conn.execute(text(f"SELECT count(*) FROM stations WHERE {where}"), params).scalar_one()
+    total = conn.execute(
+        _bind(f"SELECT count(*) FROM stations WHERE {where}", params), params
+    ).scalar_one()
     return rows, int(total)
 
 
 def _values(props: dict[str, Any]) -> dict[str, Any]:
-    return {k: props.get(k) for k in WRITABLE}
+    values = {k: props.get(k) for k in WRITABLE}
+    values["source_crs"] = values["source_crs"] or "wgs84"
+    return values
 
 
 def insert(conn: Connection, props: dict[str, Any], lon: float, lat: float) -> RowMapping:
     """Insert one station; returns the stored row."""
     cols = ", ".join(WRITABLE)
-    vals = ", ".join(f":{c}" for c in WRITABLE)
+    vals = ", ".join(_ph(c) for c in WRITABLE)
     stmt = text(
         f"INSERT INTO stations ({cols}, geom) "
         f"VALUES ({vals}, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) "
@@ -169,7 +230,7 @@ def insert(conn: Connection, props: dict[str, Any], lon: float, lat: float) -> R
 def upsert_many(conn: Connection, rows: list[tuple[dict[str, Any], float, float]]) -> int:
     """Insert or update (by external_id) many stations in the caller's transaction."""
     cols = ", ".join(WRITABLE)
-    vals = ", ".join(f":{c}" for c in WRITABLE)
+    vals = ", ".join(_ph(c) for c in WRITABLE)
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITABLE if c != "external_id")
     stmt = text(
         f"INSERT INTO stations ({cols}, geom) "
@@ -191,7 +252,7 @@ def update(
     expected_version: int | None,
 ) -> RowMapping | None:
     """Apply changes; None when the id is unknown or the expected version no longer matches."""
-    sets = [f"{c} = :{c}" for c in WRITABLE if c in changes]
+    sets = [f"{c} = {_ph(c)}" for c in WRITABLE if c in changes]
     params: dict[str, Any] = {c: changes[c] for c in WRITABLE if c in changes}
     if lon_lat is not None:
         sets.append("geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 
@@ -10,8 +11,13 @@ from app.api.responses import GeoJSONResponse, JSONBytesResponse
 from app.api.security import AdminDep
 from app.db.engine import ConnDep
 from app.errors import InvalidInputError
+from app.geo import coords
+from app.geo.coords import CoordSys
+from app.hours import store as hours_store
+from app.reports.vocab import KINDS as REPORT_KINDS_TERMS
 from app.stations import queries, service
 from app.stations.schemas import (
+    DISTRICT_RE,
     StationFeatureIn,
     StationFeaturePatch,
     parse_bbox,
@@ -19,6 +25,7 @@ from app.stations.schemas import (
 )
 from app.stations.vocab import (
     ACCESS,
+    ACCESS_CODES,
     AMENITIES,
     AMENITY_CODES,
     DEFAULT_VISIBLE_STATUSES,
@@ -32,6 +39,7 @@ MAX_K = 50
 MAX_PAGE = 500
 MAX_RADIUS_M = 200_000.0
 MAX_ID = 2**63 - 1
+MAX_Q = 50
 
 router = APIRouter(prefix="/api/v1", tags=["stations"])
 
@@ -80,8 +88,77 @@ def vocabulary() -> JSONBytesResponse:
             "host_types": _terms(HOST_TYPES),
             "access": _terms(ACCESS),
             "statuses": _terms(STATUSES),
+            "report_kinds": _terms(REPORT_KINDS_TERMS),
         }
     )
+
+
+CoordSysQ = Annotated[
+    CoordSys,
+    Query(
+        description="Coordinate system of lat/lon/bbox in and geometries out: "
+        "wgs84 (GPS, OSM), gcj02 (Amap, Tencent), bd09 (Baidu)"
+    ),
+]
+OpenNowQ = Annotated[bool, Query(description="Only stations open right now")]
+OpenAtQ = Annotated[
+    str | None,
+    Query(
+        max_length=64,
+        description="Only stations open at this ISO 8601 instant; must carry a "
+        "UTC offset, e.g. 2026-11-22T23:40+08:00",
+    ),
+]
+AmenitiesQ = Annotated[
+    str | None, Query(max_length=1000, description="comma list; all must be present")
+]
+AccessQ = Annotated[
+    str | None, Query(max_length=200, description="comma list: outdoor_workers,drivers_only,public")
+]
+StatusQ = Annotated[
+    str | None, Query(max_length=200, description="comma list: open,temporarily_closed,closed")
+]
+SearchQ = Annotated[
+    str | None,
+    Query(description="substring of the name or address, Chinese or Latin (1-50 characters)"),
+]
+DistrictQ = Annotated[str | None, Query(description="6, 9 or 12-digit administrative code")]
+
+
+def _filter_args(
+    amenities: str | None,
+    access: str | None,
+    status: str | None,
+    q: str | None,
+    district: str | None,
+    default_status: tuple[str, ...],
+) -> dict[str, Any]:
+    return {
+        "amenities": tuple(_codes(amenities, AMENITY_CODES, "amenities")),
+        "access": tuple(_codes(access, ACCESS_CODES, "access")),
+        "statuses": tuple(_codes(status, STATUS_CODES, "status")) or default_status,
+        "q": _search_text(q),
+        "district_code": _district(district),
+    }
+
+
+def _search_text(q: str | None) -> str | None:
+    if q is None:
+        return None
+    q = " ".join(q.split())
+    if not q:
+        raise InvalidInputError("q: must not be empty", field="q")
+    if len(q) > MAX_Q:
+        raise InvalidInputError(f"q: at most {MAX_Q} characters", field="q")
+    return q
+
+
+def _district(code: str | None) -> str | None:
+    if code is not None and not re.fullmatch(DISTRICT_RE, code):
+        raise InvalidInputError(
+            "district: a 6, 9 or 12-digit administrative code, e.g. 420103", field="district"
+        )
+    return code
 
 
 @router.get(
@@ -90,44 +167,60 @@ def vocabulary() -> JSONBytesResponse:
     response_class=GeoJSONResponse,
 )
 def nearest(
+    request: Request,
     conn: ConnDep,
-    lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False, description="WGS-84")],
-    lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False, description="WGS-84")],
+    lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
+    lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
     radius_m: Annotated[
         float | None, Query(gt=0, le=MAX_RADIUS_M, allow_inf_nan=False, description="metres")
     ] = None,
-    amenities: Annotated[
-        str | None, Query(max_length=1000, description="comma list; all must be present")
-    ] = None,
-    status: Annotated[
-        str | None,
-        Query(max_length=200, description="comma list; default open,temporarily_closed"),
-    ] = None,
+    amenities: AmenitiesQ = None,
+    access: AccessQ = None,
+    status: StatusQ = None,
+    q: SearchQ = None,
+    district: DistrictQ = None,
+    open_now: OpenNowQ = False,
+    open_at: OpenAtQ = None,
+    coord_sys: CoordSysQ = "wgs84",
 ) -> GeoJSONResponse:
-    statuses = _codes(status, STATUS_CODES, "status") or list(DEFAULT_VISIBLE_STATUSES)
+    wlon, wlat = _to_wgs84(lon, lat, coord_sys)
+    when = hours_store.requested_instant(conn, open_now, open_at)
     flt = queries.NearestFilter(
-        lon=lon,
-        lat=lat,
+        lon=wlon,
+        lat=wlat,
         k=k,
         radius_m=radius_m,
-        amenities=tuple(_codes(amenities, AMENITY_CODES, "amenities")),
-        statuses=tuple(statuses),
+        open_at=when if (open_now or open_at) else None,
+        **_filter_args(amenities, access, status, q, district, DEFAULT_VISIBLE_STATUSES),
     )
     rows = queries.nearest(conn, flt)
+    ctx = service.FeatureContext.build(request.app.state.settings, conn, when, coord_sys)
     features = [
-        service.to_feature(r, {"distance_m": round(float(r["distance_m"]), 1)}) for r in rows
+        service.to_feature(r, ctx, {"distance_m": round(float(r["distance_m"]), 1)}) for r in rows
     ]
-    return GeoJSONResponse(service.feature_collection(features, numberReturned=len(features)))
+    return GeoJSONResponse(
+        service.feature_collection(
+            features, numberReturned=len(features), **ctx.collection_members()
+        )
+    )
 
 
-@router.get("/stations", summary="Stations in a bbox, paged", response_class=GeoJSONResponse)
+@router.get("/stations", summary="Stations: search, filter, paged", response_class=GeoJSONResponse)
 def list_stations(
     request: Request,
     conn: ConnDep,
     bbox: Annotated[
-        str | None, Query(max_length=200, description="minlon,minlat,maxlon,maxlat (WGS-84)")
+        str | None, Query(max_length=200, description="minlon,minlat,maxlon,maxlat")
     ] = None,
+    q: SearchQ = None,
+    district: DistrictQ = None,
+    amenities: AmenitiesQ = None,
+    access: AccessQ = None,
+    status: StatusQ = None,
+    open_now: OpenNowQ = False,
+    open_at: OpenAtQ = None,
+    coord_sys: CoordSysQ = "wgs84",
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> GeoJSONResponse:
@@ -137,7 +230,14 @@ def list_stations(
             box = parse_bbox(bbox)
         except ValueError as exc:
             raise InvalidInputError(f"bbox: {exc}", field="bbox") from exc
-    rows, total = queries.page_in_bbox(conn, box, limit, offset)
+        box = _bbox_to_wgs84(box, coord_sys)
+    when = hours_store.requested_instant(conn, open_now, open_at)
+    flt = queries.StationFilter(
+        bbox=box,
+        open_at=when if (open_now or open_at) else None,
+        **_filter_args(amenities, access, status, q, district, ()),
+    )
+    rows, total = queries.page(conn, flt, limit, offset)
     links = []
     if offset + len(rows) < total:
         links.append(
@@ -155,14 +255,35 @@ def list_stations(
                 "href": str(request.url.include_query_params(offset=max(0, offset - limit))),
             }
         )
+    ctx = service.FeatureContext.build(request.app.state.settings, conn, when, coord_sys)
     return GeoJSONResponse(
         service.feature_collection(
-            [service.to_feature(r) for r in rows],
+            [service.to_feature(r, ctx) for r in rows],
             numberMatched=total,
             numberReturned=len(rows),
             links=links,
+            **ctx.collection_members(),
         )
     )
+
+
+def _to_wgs84(lon: float, lat: float, coord_sys: CoordSys) -> tuple[float, float]:
+    try:
+        return coords.to_wgs84(lon, lat, coord_sys)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc), field="lat/lon") from exc
+
+
+def _bbox_to_wgs84(
+    box: tuple[float, float, float, float], coord_sys: CoordSys
+) -> tuple[float, float, float, float]:
+    """Convert a bbox corner by corner (GCJ/BD offsets vary by metres per km: a city-scale box
+    moves as a whole and stays a box to well under 10 m)."""
+    if coord_sys == "wgs84":
+        return box
+    minlon, minlat = _to_wgs84(box[0], box[1], coord_sys)
+    maxlon, maxlat = _to_wgs84(box[2], box[3], coord_sys)
+    return minlon, minlat, maxlon, maxlat
 
 
 @router.post(
@@ -172,19 +293,30 @@ def list_stations(
     dependencies=[AdminDep],
     response_class=GeoJSONResponse,
 )
-def create_station(conn: ConnDep, feature: StationFeatureIn) -> GeoJSONResponse:
-    row = service.create_station(conn, feature)
+def create_station(
+    request: Request, conn: ConnDep, feature: StationFeatureIn, coord_sys: CoordSysQ = "wgs84"
+) -> GeoJSONResponse:
+    ctx = service.FeatureContext.build(request.app.state.settings, conn, None, coord_sys)
+    row = service.create_station(conn, feature, ctx)
     return GeoJSONResponse(
-        service.to_feature(row),
+        service.to_feature(row, ctx),
         status_code=201,
         headers={"Location": f"/api/v1/stations/{row['id']}", "ETag": _etag(row["version"])},
     )
 
 
 @router.get("/stations/{station_id}", summary="One station", response_class=GeoJSONResponse)
-def get_station(conn: ConnDep, station_id: StationId) -> GeoJSONResponse:
+def get_station(
+    request: Request,
+    conn: ConnDep,
+    station_id: StationId,
+    open_at: OpenAtQ = None,
+    coord_sys: CoordSysQ = "wgs84",
+) -> GeoJSONResponse:
+    when = hours_store.requested_instant(conn, False, open_at)
+    ctx = service.FeatureContext.build(request.app.state.settings, conn, when, coord_sys)
     row = service.get_station(conn, station_id)
-    return GeoJSONResponse(service.to_feature(row), headers={"ETag": _etag(row["version"])})
+    return GeoJSONResponse(service.to_feature(row, ctx), headers={"ETag": _etag(row["version"])})
 
 
 @router.patch(
@@ -194,13 +326,16 @@ def get_station(conn: ConnDep, station_id: StationId) -> GeoJSONResponse:
     response_class=GeoJSONResponse,
 )
 def patch_station(
+    request: Request,
     conn: ConnDep,
     station_id: StationId,
     patch: StationFeaturePatch,
     if_match: Annotated[str | None, Header(max_length=100)] = None,
+    coord_sys: CoordSysQ = "wgs84",
 ) -> GeoJSONResponse:
-    row = service.patch_station(conn, station_id, patch, _parse_if_match(if_match))
-    return GeoJSONResponse(service.to_feature(row), headers={"ETag": _etag(row["version"])})
+    ctx = service.FeatureContext.build(request.app.state.settings, conn, None, coord_sys)
+    row = service.patch_station(conn, station_id, patch, _parse_if_match(if_match), ctx)
+    return GeoJSONResponse(service.to_feature(row, ctx), headers={"ETag": _etag(row["version"])})
 
 
 @router.delete(

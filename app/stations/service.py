@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import errors as pg_errors
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from app.config import Settings
 from app.errors import (
     ConflictError,
     InvalidInputError,
     NotFoundError,
     PreconditionFailedError,
 )
+from app.geo import coords
+from app.geo.coords import CoordSys
+from app.geo.links import navigation_links
+from app.hours import describe, evaluate, station_state
+from app.hours import store as hours_store
+from app.hours.calendar import HolidayCalendar
 from app.stations import queries
 from app.stations.schemas import StationFeatureIn, StationFeaturePatch
 
@@ -47,8 +56,40 @@ def translated_db_errors() -> Iterator[None]:
         raise
 
 
-def to_feature(row: RowMapping, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One stored station as a GeoJSON Feature (lon/lat rounded to ~1 cm)."""
+@dataclass(frozen=True)
+class FeatureContext:
+    """How stations are presented (coordinate system, the instant hours are evaluated at) and
+    what writes need to store hours (time zone, calendar, the current hours window)."""
+
+    coord_sys: CoordSys
+    at: datetime
+    tz: str
+    calendar: HolidayCalendar
+    window: tuple[datetime, datetime] | None
+
+    @classmethod
+    def build(
+        cls, settings: Settings, conn: Connection, at: datetime | None, coord_sys: CoordSys
+    ) -> FeatureContext:
+        return cls(
+            coord_sys=coord_sys,
+            at=at or datetime.now(UTC),
+            tz=settings.time_zone,
+            calendar=hours_store.calendar(conn),
+            window=hours_store.current_window(conn),
+        )
+
+    def collection_members(self) -> dict[str, Any]:
+        """Foreign members telling clients how to read the collection."""
+        return {"coord_sys": self.coord_sys, "evaluated_at": self.at.isoformat()}
+
+
+def to_feature(
+    row: RowMapping, ctx: FeatureContext, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One stored station as a GeoJSON Feature in the context's coordinate system, with its
+    state at the context's instant (open_now, next change) and navigation links."""
+    lon, lat = coords.from_wgs84(row["lon"], row["lat"], ctx.coord_sys)
     props = {
         "external_id": row["external_id"],
         "name": row["name"],
@@ -60,12 +101,19 @@ def to_feature(row: RowMapping, extra: dict[str, Any] | None = None) -> dict[str
         "amenities": list(row["amenities"]),
         "opening_hours": row["opening_hours"],
         "status": row["status"],
+        **describe(
+            station_state(row["opening_hours"], row["status"], ctx.at, ctx.tz, ctx.calendar),
+            ctx.at,
+            ctx.tz,
+        ),
         "phone": row["phone"],
         "capacity": row["capacity"],
+        "open_reports": row["open_reports"],
         "source_crs": row["source_crs"],
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
         "version": row["version"],
+        "links": navigation_links(row["lon"], row["lat"], row["name"]),
     }
     if extra:
         props.update(extra)
@@ -74,10 +122,7 @@ def to_feature(row: RowMapping, extra: dict[str, Any] | None = None) -> dict[str
         "id": row["id"],
         "geometry": {
             "type": "Point",
-            "coordinates": [
-                round(row["lon"], COORD_DECIMALS),
-                round(row["lat"], COORD_DECIMALS),
-            ],
+            "coordinates": [round(lon, COORD_DECIMALS), round(lat, COORD_DECIMALS)],
         },
         "properties": props,
     }
@@ -96,15 +141,35 @@ def get_station(conn: Connection, station_id: int) -> RowMapping:
     return row
 
 
-def create_station(conn: Connection, feature: StationFeatureIn) -> RowMapping:
-    """Insert a new station from a validated Feature."""
+def _wgs84(lon: float, lat: float, coord_sys: CoordSys) -> tuple[float, float]:
+    try:
+        return coords.to_wgs84(lon, lat, coord_sys)
+    except ValueError as exc:
+        raise InvalidInputError(f"geometry.coordinates: {exc}", "geometry.coordinates") from exc
+
+
+def _checked_hours(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return evaluate.validate(value)
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"properties.opening_hours: {exc}", field="properties.opening_hours"
+        ) from exc
+
+
+def create_station(conn: Connection, feature: StationFeatureIn, ctx: FeatureContext) -> RowMapping:
+    """Insert a new station from a validated Feature given in the context's coordinates."""
+    props = feature.properties.model_dump()
+    props["opening_hours"] = _checked_hours(props["opening_hours"])
+    lon, lat = _wgs84(feature.geometry.lon, feature.geometry.lat, ctx.coord_sys)
+    props["source_crs"] = ctx.coord_sys
+    props["open_intervals"] = hours_store.intervals_literal(
+        props["opening_hours"], ctx.window, ctx.tz, ctx.calendar
+    )
     with translated_db_errors():
-        return queries.insert(
-            conn,
-            feature.properties.model_dump(),
-            feature.geometry.lon,
-            feature.geometry.lat,
-        )
+        return queries.insert(conn, props, lon, lat)
 
 
 def patch_station(
@@ -112,6 +177,7 @@ def patch_station(
     station_id: int,
     patch: StationFeaturePatch,
     expected_version: int | None,
+    ctx: FeatureContext,
 ) -> RowMapping:
     """Apply a partial update, honouring an optional If-Match version."""
     try:
@@ -119,7 +185,15 @@ def patch_station(
     except ValueError as exc:
         field = f"properties.{exc}"
         raise InvalidInputError(f"{field}: cannot be null", field=field) from exc
-    lon_lat = (patch.geometry.lon, patch.geometry.lat) if patch.geometry else None
+    if "opening_hours" in changes:
+        changes["opening_hours"] = _checked_hours(changes["opening_hours"])
+        changes["open_intervals"] = hours_store.intervals_literal(
+            changes["opening_hours"], ctx.window, ctx.tz, ctx.calendar
+        )
+    lon_lat = None
+    if patch.geometry:
+        lon_lat = _wgs84(patch.geometry.lon, patch.geometry.lat, ctx.coord_sys)
+        changes["source_crs"] = ctx.coord_sys
     with translated_db_errors():
         row = queries.update(conn, station_id, changes, lon_lat, expected_version)
     if row is not None:
@@ -139,9 +213,12 @@ def delete_station(conn: Connection, station_id: int) -> None:
         raise NotFoundError(f"id: no station with id {station_id}", field="id")
 
 
-def import_collection(conn: Connection, features: list[StationFeatureIn]) -> int:
-    """Upsert many validated stations by external_id in the caller's single transaction."""
+def import_collection(
+    conn: Connection, features: list[StationFeatureIn], ctx: FeatureContext
+) -> int:
+    """Upsert many validated WGS-84 stations by external_id in the caller's one transaction."""
     seen: set[str] = set()
+    rows = []
     for i, f in enumerate(features):
         ext = f.properties.external_id
         if ext in seen:
@@ -150,6 +227,15 @@ def import_collection(conn: Connection, features: list[StationFeatureIn]) -> int
                 field=f"features[{i}].properties.external_id",
             )
         seen.add(ext)
-    rows = [(f.properties.model_dump(), f.geometry.lon, f.geometry.lat) for f in features]
+        props = f.properties.model_dump()
+        try:
+            props["opening_hours"] = _checked_hours(props["opening_hours"])
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"features[{i}].{exc.detail}", exc.field) from exc
+        props["source_crs"] = "wgs84"
+        props["open_intervals"] = hours_store.intervals_literal(
+            props["opening_hours"], ctx.window, ctx.tz, ctx.calendar
+        )
+        rows.append((props, f.geometry.lon, f.geometry.lat))
     with translated_db_errors():
         return queries.upsert_many(conn, rows)

@@ -1,0 +1,175 @@
+"""Opening hours in the database: the SQL-filterable form and its refresh.
+
+Every station stores `open_intervals`, a `tstzmultirange` of when it is open inside one shared
+window (`hours_window`: from the start of yesterday to 36 days ahead, local time). SQL filters
+"open at T" with `open_intervals @> T` while walking the KNN index, without fetching stations
+into Python; only the few stations returned are then evaluated exactly (open_now and the next
+change). The intervals are computed on every write and for all stations by `refresh`, which
+runs at start-up when the window is stale, daily in the app, and via `yizhan hours refresh`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from app.errors import InvalidInputError
+from app.hours import evaluate
+from app.hours.calendar import HolidayCalendar
+
+#: The window covers [local midnight yesterday, that + WINDOW_DAYS).
+WINDOW_DAYS = 37
+#: Refresh when less than this much of the window lies ahead.
+MIN_AHEAD = timedelta(days=30)
+BATCH = 2000
+
+
+def window_for(now: datetime, tz: str) -> tuple[datetime, datetime]:
+    """The window of intervals for a refresh at `now` (aware), in UTC."""
+    local = now.astimezone(ZoneInfo(tz))
+    start_day = local.date() - timedelta(days=1)
+    start = datetime.combine(start_day, time(0), tzinfo=ZoneInfo(tz))
+    end = datetime.combine(start_day + timedelta(days=WINDOW_DAYS), time(0), tzinfo=ZoneInfo(tz))
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def current_window(conn: Connection) -> tuple[datetime, datetime] | None:
+    """The window the stored intervals cover, or None before the first refresh."""
+    row = conn.execute(
+        text("SELECT lower(covers), upper(covers) FROM hours_window WHERE id = 1")
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def calendar(conn: Connection) -> HolidayCalendar:
+    """The holiday calendar: the `holidays` package plus the planners' `calendar_days`."""
+    rows = conn.execute(text("SELECT day, kind FROM calendar_days")).all()
+    extra_h = [d for d, k in rows if k == "holiday"]
+    extra_w = [d for d, k in rows if k == "workday"]
+    return HolidayCalendar(extra_holidays=extra_h, extra_workdays=extra_w)
+
+
+def multirange_literal(intervals: list[tuple[datetime, datetime]]) -> str:
+    """A tstzmultirange literal of half-open UTC intervals."""
+    parts = [f"[{a.isoformat()},{b.isoformat()})" for a, b in intervals]
+    return "{" + ",".join(parts) + "}"
+
+
+def intervals_literal(
+    opening_hours: str | None,
+    window: tuple[datetime, datetime] | None,
+    tz: str,
+    cal: HolidayCalendar,
+) -> str | None:
+    """The stored form for one station: None when hours are unknown or no window exists yet."""
+    if opening_hours is None or window is None:
+        return None
+    try:
+        found = evaluate.open_intervals(opening_hours, window[0], window[1], tz, cal)
+    except evaluate.HoursError:
+        return None  # a string that no longer validates: hours unknown, never "open"
+    return multirange_literal(found)
+
+
+def _stations(conn: Connection) -> Iterator[list[tuple[int, str | None]]]:
+    last = 0
+    while True:
+        rows = conn.execute(
+            text("SELECT id, opening_hours FROM stations WHERE id > :last ORDER BY id LIMIT :n"),
+            {"last": last, "n": BATCH},
+        ).all()
+        if not rows:
+            return
+        yield [(int(r[0]), r[1]) for r in rows]
+        last = int(rows[-1][0])
+
+
+def refresh(
+    conn: Connection,
+    tz: str,
+    now: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Recompute every station's intervals for a new window, in the caller's transaction."""
+    now = now or datetime.now(UTC)
+    window = window_for(now, tz)
+    cal = calendar(conn)
+    conn.execute(
+        text(
+            "INSERT INTO hours_window (id, covers, time_zone, refreshed_at) "
+            "VALUES (1, tstzrange(:a, :b), :tz, now()) "
+            "ON CONFLICT (id) DO UPDATE SET covers = EXCLUDED.covers, "
+            "time_zone = EXCLUDED.time_zone, refreshed_at = now()"
+        ),
+        {"a": window[0], "b": window[1], "tz": tz},
+    )
+    done = 0
+    for batch in _stations(conn):
+        params = [{"id": sid, "iv": intervals_literal(oh, window, tz, cal)} for sid, oh in batch]
+        conn.execute(
+            text("UPDATE stations SET open_intervals = CAST(:iv AS tstzmultirange) WHERE id = :id"),
+            params,
+        )
+        done += len(batch)
+        if progress:
+            progress(len(batch))
+    return done
+
+
+def needs_refresh(conn: Connection, tz: str, now: datetime | None = None) -> bool:
+    """True before the first refresh, when the time zone changed, or the window runs out."""
+    now = now or datetime.now(UTC)
+    row = conn.execute(
+        text("SELECT upper(covers), time_zone FROM hours_window WHERE id = 1")
+    ).first()
+    return row is None or row[1] != tz or row[0] - now < MIN_AHEAD
+
+
+def refresh_if_stale(engine: Engine, tz: str) -> int | None:
+    """Refresh in one transaction when needed; returns how many stations were recomputed."""
+    with engine.begin() as conn:
+        # one refresher at a time across processes
+        conn.execute(text("SELECT pg_advisory_xact_lock(7201001)"))
+        if not needs_refresh(conn, tz):
+            return None
+        return refresh(conn, tz)
+
+
+def parse_instant(raw: str) -> datetime:
+    """An ISO 8601 instant with a UTC offset; a naive one is refused (whose clock would it be?)."""
+    try:
+        value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"open_at: {raw!r} is not an ISO 8601 date-time", field="open_at"
+        ) from exc
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInputError(
+            "open_at: add a UTC offset, e.g. 2026-11-22T23:40+08:00 (a time without one is "
+            "ambiguous between the server's, the phone's and the station's clock)",
+            field="open_at",
+        )
+    return value
+
+
+def requested_instant(conn: Connection, open_now: bool, open_at: str | None) -> datetime:
+    """The instant hours are evaluated at; checks an `open_at` filter fits the stored window."""
+    if open_now and open_at is not None:
+        raise InvalidInputError("open_at: use either open_now or open_at, not both", "open_at")
+    when = datetime.now(UTC) if open_at is None else parse_instant(open_at)
+    if open_now or open_at is not None:
+        window = current_window(conn)
+        if window is None or not window[0] <= when < window[1]:
+            span = (
+                f"between {window[0].isoformat()} and {window[1].isoformat()}"
+                if window
+                else "after the first `yizhan hours refresh`"
+            )
+            raise InvalidInputError(
+                f"open_at: opening hours can be filtered {span}", field="open_at"
+            )
+    return when

@@ -1,0 +1,16 @@
+"""Kinds of courier problem reports, with zh-CN and English labels."""
+
+from __future__ import annotations
+
+from app.stations.vocab import Term
+
+KINDS: tuple[Term, ...] = (
+    Term("closed_when_should_be_open", "应开放却关门", "Closed when it should be open"),
+    Term("amenity_missing_or_broken", "设施缺失或损坏", "Amenity missing or broken"),
+    Term("wrong_location", "位置不对", "Wrong location"),
+    Term("other", "其他问题", "Other"),
+)
+REPORT_KINDS: tuple[str, ...] = tuple(t.code for t in KINDS)
+REPORT_STATUSES: tuple[str, ...] = ("open", "resolved", "dismissed")
+#: Longest comment stored (characters); longer ones are rejected, not cut.
+MAX_COMMENT = 500
