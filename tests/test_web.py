@@ -1,0 +1,49 @@
+"""The courier page: renders the nearest stations, escapes station text, speaks zh and en."""
+
+from __future__ import annotations
+
+from app.hours import store as hours_store
+from tests.conftest import AUTH
+from tests.factories import feature
+
+
+def test_courier_page_lists_escaped_stations_in_both_languages(client, conn):
+    evil = "<script>alert('x')</script>驿站"
+    r = client.post(
+        "/api/v1/stations",
+        json=feature("W1", lon=114.288, lat=30.583, name=evil, opening_hours="24/7"),
+        headers=AUTH,
+    )
+    assert r.status_code == 201
+    hours_store.refresh(conn, "Asia/Shanghai")
+    zh = client.get("/")
+    assert zh.status_code == 200
+    assert zh.headers["content-type"].startswith("text/html")
+    assert "<script>alert('x')</script>" not in zh.text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;驿站" in zh.text
+    assert "开放中" in zh.text and "高德导航" in zh.text
+    en = client.get("/", params={"lang": "en", "amenities": "microwave", "open_now": "true"})
+    assert "Open" in en.text and "Microwave" in en.text
+    assert "&lt;script&gt;" in en.text
+
+
+def test_courier_page_never_500s_on_bad_input(client, conn):
+    hours_store.refresh(conn, "Asia/Shanghai")
+    for params in ({"lat": "abc"}, {"lat": "nan", "lon": "1"}, {"lat": "91", "lon": "0"}):
+        r = client.get("/", params=params)
+        assert r.status_code == 200
+        assert "请输入有效的经纬度" in r.text
+    r = client.get("/", params={"amenities": "sauna", "lang": "xx"})
+    assert r.status_code == 200
+
+
+def test_courier_page_says_when_hours_are_not_ready(client, conn):
+    from sqlalchemy import text
+
+    conn.execute(text("DELETE FROM hours_window"))  # as before the first refresh
+    r = client.get("/")
+    assert r.status_code == 200
+    assert "开放时间数据尚未准备好" in r.text
+    # without the open-now filter the page still answers
+    r = client.get("/", params={"lat": "30.58", "lon": "114.29"})
+    assert "找到" in r.text
