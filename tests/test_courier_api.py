@@ -294,3 +294,26 @@ def test_navigation_links_use_each_apps_coordinate_system(client, stations):
     q = parse_qs(osm.query)
     assert float(q["mlat"][0]) == pytest.approx(lat, abs=1e-6)
     assert float(q["mlon"][0]) == pytest.approx(lon, abs=1e-6)
+
+
+def test_one_station_can_be_evaluated_at_any_instant(client, conn, stations):
+    refresh_at(conn, "2026-11-22T12:00:00+08:00")
+    far = "2027-03-03T10:00:00+08:00"  # a Wednesday outside the filter window
+    b = client.get(f"{URL}/{stations['B']}", params={"open_at": far})
+    assert b.status_code == 200
+    assert b.json()["properties"]["open_now"] is True
+    assert b.json()["properties"]["next_change"] == "2027-03-03T17:00:00+08:00"
+
+
+def test_planner_calendar_days_change_what_is_open(client, conn, stations):
+    refresh_at(conn, "2026-11-22T12:00:00+08:00")
+    when = "2026-12-02T10:00:00+08:00"  # an ordinary Wednesday
+    assert open_keys(client, when) == ["A", "B", "F"]
+    conn.execute(
+        text(
+            "INSERT INTO calendar_days (day, kind, name) VALUES ('2026-12-02', "
+            "'holiday', '地方假日')"
+        )
+    )
+    refresh_at(conn, "2026-11-22T12:00:00+08:00")
+    assert open_keys(client, when) == ["A", "F"]  # B is PH off

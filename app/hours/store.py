@@ -10,8 +10,9 @@ runs at start-up when the window is stale, daily in the app, and via `yizhan hou
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -44,12 +45,30 @@ def current_window(conn: Connection) -> tuple[datetime, datetime] | None:
     return (row[0], row[1]) if row else None
 
 
+_calendar_cache: dict[tuple[tuple[date, str], ...], HolidayCalendar] = {}
+_calendar_lock = threading.Lock()
+
+
 def calendar(conn: Connection) -> HolidayCalendar:
-    """The holiday calendar: the `holidays` package plus the planners' `calendar_days`."""
-    rows = conn.execute(text("SELECT day, kind FROM calendar_days")).all()
-    extra_h = [d for d, k in rows if k == "holiday"]
-    extra_w = [d for d, k in rows if k == "workday"]
-    return HolidayCalendar(extra_holidays=extra_h, extra_workdays=extra_w)
+    """The holiday calendar: the `holidays` package plus the planners' `calendar_days`.
+
+    One calendar object per distinct set of planner rows, kept for the process: it caches the
+    package's years and day kinds, which are far costlier than reading the (small) table."""
+    rows = tuple(
+        (d, k) for d, k in conn.execute(text("SELECT day, kind FROM calendar_days ORDER BY day"))
+    )
+    cached = _calendar_cache.get(rows)
+    if cached is not None:
+        return cached
+    with _calendar_lock:
+        if len(_calendar_cache) > 16:
+            _calendar_cache.clear()
+        cal = HolidayCalendar(
+            extra_holidays=[d for d, k in rows if k == "holiday"],
+            extra_workdays=[d for d, k in rows if k == "workday"],
+        )
+        _calendar_cache[rows] = cal
+        return cal
 
 
 def multirange_literal(intervals: list[tuple[datetime, datetime]]) -> str:
@@ -151,12 +170,15 @@ def parse_instant(raw: str) -> datetime:
     return value
 
 
-def requested_instant(conn: Connection, open_now: bool, open_at: str | None) -> datetime:
-    """The instant hours are evaluated at; checks an `open_at` filter fits the stored window."""
+def requested_instant(
+    conn: Connection, open_now: bool, open_at: str | None, filtering: bool = True
+) -> datetime:
+    """The instant hours are evaluated at. When it also filters (`filtering`), it must lie in
+    the stored window; exact evaluation of single stations has no such limit."""
     if open_now and open_at is not None:
         raise InvalidInputError("open_at: use either open_now or open_at, not both", "open_at")
     when = datetime.now(UTC) if open_at is None else parse_instant(open_at)
-    if open_now or open_at is not None:
+    if filtering and (open_now or open_at is not None):
         window = current_window(conn)
         if window is None or not window[0] <= when < window[1]:
             span = (

@@ -313,7 +313,7 @@ def get_station(
     open_at: OpenAtQ = None,
     coord_sys: CoordSysQ = "wgs84",
 ) -> GeoJSONResponse:
-    when = hours_store.requested_instant(conn, False, open_at)
+    when = hours_store.requested_instant(conn, False, open_at, filtering=False)
     ctx = service.FeatureContext.build(request.app.state.settings, conn, when, coord_sys)
     row = service.get_station(conn, station_id)
     return GeoJSONResponse(service.to_feature(row, ctx), headers={"ETag": _etag(row["version"])})
