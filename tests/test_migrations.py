@@ -78,11 +78,24 @@ def test_knn_plans_use_the_geography_and_partial_indexes(conn):
     )
     conn.execute(text("ANALYZE stations"))
     plain = _plan(conn, queries.NearestFilter(lon=114.3, lat=30.5, k=5))
-    assert "ix_stations_geog " in plain + " "
+    assert_knn_walk(plain, "ix_stations_geog")
     lockers = queries.NearestFilter(lon=114.3, lat=30.5, k=5, amenities=("lockers",))
     # Repeated execution turns on server-side prepared statements in psycopg; the engine's
     # plan_cache_mode=force_custom_plan keeps the partial index usable after that too.
     for _ in range(12):
         queries.nearest(conn, lockers)
     assert conn.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
-    assert "ix_stations_geog_lockers" in _plan(conn, lockers)
+    assert_knn_walk(_plan(conn, lockers), "ix_stations_geog_lockers")
+
+
+def assert_knn_walk(plan: str, index: str) -> None:
+    """Stage 1 must be an index scan ordered by distance (KNN), never a scan of the table."""
+    assert "Seq Scan on stations" not in plan, plan
+    lines = plan.splitlines()
+    knn = [
+        i
+        for i, line in enumerate(lines)
+        if f"Index Scan using {index} on stations" in line
+        and any("Order By:" in nxt for nxt in lines[i + 1 : i + 4])
+    ]
+    assert knn, plan

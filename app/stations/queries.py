@@ -138,8 +138,13 @@ def _nearest_sql(f: NearestFilter) -> tuple[str, dict[str, Any]]:
     # candidates. Stage 2 takes everything within the k-th candidate's spheroid distance (plus
     # margin) and orders by exact spheroid metres, so the answer equals a brute-force geodesic
     # ordering even where sphere and spheroid disagree about near ties.
+    # `q` must be NOT MATERIALIZED: it is used twice, and a materialised CTE turns the KNN
+    # operand into a joined column, which no index can order by (a full scan; measured 1.3 s
+    # at 10^6 stations instead of 2 ms).
     sql = f"""
-WITH q AS (SELECT CAST(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geography) AS g),
+WITH q AS NOT MATERIALIZED (
+    SELECT CAST(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geography) AS g
+),
 knn AS (
     SELECT ST_Distance(geom::geography, q.g) AS d
     FROM stations, q
