@@ -7,7 +7,7 @@ falls back to the web map otherwise.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import quote
 
 from app.geo import coords
 
@@ -16,24 +16,18 @@ def navigation_links(lon: float, lat: float, name: str) -> dict[str, str]:
     """Links to show the WGS-84 point `lon, lat` named `name` in Amap, Baidu and OSM."""
     glon, glat = coords.from_wgs84(lon, lat, "gcj02")
     blon, blat = coords.from_wgs84(lon, lat, "bd09")
-    amap = "https://uri.amap.com/marker?" + urlencode(
-        {
-            "position": f"{glon:.6f},{glat:.6f}",
-            "name": name,
-            "coordinate": "gaode",
-            "callnative": "1",
-            "src": "yizhan",
-        }
-    )
-    baidu = "https://api.map.baidu.com/marker?" + urlencode(
-        {
-            "location": f"{blat:.6f},{blon:.6f}",
-            "title": name,
-            "content": name,
-            "coord_type": "bd09ll",
-            "output": "html",
-            "src": "yizhan",
-        }
-    )
-    osm = f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}#map=18/{lat:.6f}/{lon:.6f}"
-    return {"amap": amap, "baidu": baidu, "osm": osm}
+    q = quote(name, safe="")
+    return {
+        "amap": (
+            f"https://uri.amap.com/marker?position={glon:.6f}%2C{glat:.6f}&name={q}"
+            "&coordinate=gaode&callnative=1&src=yizhan"
+        ),
+        "baidu": (
+            f"https://api.map.baidu.com/marker?location={blat:.6f}%2C{blon:.6f}&title={q}"
+            f"&content={q}&coord_type=bd09ll&output=html&src=yizhan"
+        ),
+        "osm": (
+            f"https://www.openstreetmap.org/?mlat={lat:.6f}&mlon={lon:.6f}"
+            f"#map=18/{lat:.6f}/{lon:.6f}"
+        ),
+    }

@@ -50,13 +50,29 @@ _calendar_lock = threading.Lock()
 
 
 def calendar(conn: Connection) -> HolidayCalendar:
-    """The holiday calendar: the `holidays` package plus the planners' `calendar_days`.
+    """The holiday calendar: the `holidays` package plus the planners' `calendar_days`."""
+    rows = conn.execute(text("SELECT day, kind FROM calendar_days ORDER BY day")).all()
+    return _calendar_for(tuple((d, k) for d, k in rows))
 
-    One calendar object per distinct set of planner rows, kept for the process: it caches the
-    package's years and day kinds, which are far costlier than reading the (small) table."""
-    rows = tuple(
-        (d, k) for d, k in conn.execute(text("SELECT day, kind FROM calendar_days ORDER BY day"))
-    )
+
+def snapshot(conn: Connection) -> tuple[tuple[datetime, datetime] | None, HolidayCalendar]:
+    """The hours window and the calendar in one round trip (read on every request)."""
+    row = conn.execute(
+        text(
+            "SELECT (SELECT lower(covers) FROM hours_window WHERE id = 1), "
+            "(SELECT upper(covers) FROM hours_window WHERE id = 1), "
+            "(SELECT array_agg(day ORDER BY day) FROM calendar_days WHERE kind = 'holiday'), "
+            "(SELECT array_agg(day ORDER BY day) FROM calendar_days WHERE kind = 'workday')"
+        )
+    ).one()
+    window = (row[0], row[1]) if row[0] is not None else None
+    days = tuple((d, "holiday") for d in row[2] or ()) + tuple((d, "workday") for d in row[3] or ())
+    return window, _calendar_for(tuple(sorted(days)))
+
+
+def _calendar_for(rows: tuple[tuple[date, str], ...]) -> HolidayCalendar:
+    """One calendar object per distinct set of planner rows, kept for the process: it caches
+    the package's years (~180 ms each to load) and day kinds."""
     cached = _calendar_cache.get(rows)
     if cached is not None:
         return cached

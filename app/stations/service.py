@@ -71,12 +71,13 @@ class FeatureContext:
     def build(
         cls, settings: Settings, conn: Connection, at: datetime | None, coord_sys: CoordSys
     ) -> FeatureContext:
+        window, calendar = hours_store.snapshot(conn)
         return cls(
             coord_sys=coord_sys,
             at=at or datetime.now(UTC),
             tz=settings.time_zone,
-            calendar=hours_store.calendar(conn),
-            window=hours_store.current_window(conn),
+            calendar=calendar,
+            window=window,
         )
 
     def collection_members(self) -> dict[str, Any]:
