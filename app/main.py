@@ -15,7 +15,7 @@ from app import __version__
 from app.api.limits import BodySizeLimit
 from app.api.responses import JSONBytesResponse
 from app.config import Settings, get_settings
-from app.db.engine import make_engine
+from app.db.engine import Database, make_engine
 from app.errors import install_error_handlers
 from app.hours import store as hours_store
 from app.reports.routes import router as reports_router
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings)
         app.state.engine = engine
+        app.state.db = Database(engine)
         refresher = None
         if settings.hours_auto_refresh:
             refresher = asyncio.create_task(_keep_hours_fresh(engine, settings.time_zone))
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/readyz", tags=["ops"], summary="The database answers and is migrated")
     async def readyz() -> JSONBytesResponse:
         def probe() -> str | None:
-            with app.state.engine.connect() as conn:
+            with app.state.db.read() as conn:
                 return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -17,7 +18,7 @@ from sqlalchemy.engine import Connection, make_url
 
 from app.config import Settings, normalise_database_url
 from app.db import migrate
-from app.db.engine import get_conn, make_engine
+from app.db.engine import make_engine
 from app.main import create_app
 
 ADMIN_TOKEN = "test-admin-token"
@@ -77,23 +78,33 @@ def conn(engine: Engine) -> Iterator[Connection]:
             trans.rollback()
 
 
-@pytest.fixture
-def client(settings: Settings, conn: Connection) -> Iterator[TestClient]:
-    """The app, its requests running inside the test's transaction (savepoint per request)."""
-    app = create_app(settings)
+class TransactionDatabase:
+    """Units of work inside the test's transaction: each is a savepoint on its connection."""
 
-    def _conn() -> Iterator[Connection]:
-        sp = conn.begin_nested()
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    @contextmanager
+    def _unit(self) -> Iterator[Connection]:
+        sp = self.conn.begin_nested()
         try:
-            yield conn
+            yield self.conn
         except Exception:
             sp.rollback()
             raise
         else:
             sp.commit()
 
-    app.dependency_overrides[get_conn] = _conn
+    read = _unit
+    write = _unit
+
+
+@pytest.fixture
+def client(settings: Settings, conn: Connection) -> Iterator[TestClient]:
+    """The app, its requests running inside the test's transaction (savepoint per request)."""
+    app = create_app(settings)
     with TestClient(app) as tc:
+        app.state.db = TransactionDatabase(conn)
         yield tc
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
@@ -144,3 +145,30 @@ def test_error_table_and_validation_shape():
     )
     assert body["detail"] == "properties.name: too long"
     assert body["errors"][0]["field"] == "properties.name"
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2026, 1, 1),
+        max_value=datetime(2027, 1, 1),
+        timezones=st.just(UTC),
+    ),
+    st.sampled_from(
+        [
+            "24/7",
+            "Mo-Fr 09:00-17:00; PH off",
+            "Mo-Su 22:00-06:00",
+            "Su 20:00-24:00; Mo 00:00-08:00",
+            "Mo-Fr 08:30-17:45; Sa 09:15-12:00",
+            None,
+        ]
+    ),
+    st.sampled_from(["open", "temporarily_closed"]),
+)
+def test_minute_memo_of_station_state_is_exact(at, hours, status):
+    from app.hours import default_calendar, describe, station_state
+    from app.stations.service import _state
+
+    cal = default_calendar()
+    direct = describe(station_state(hours, status, at, "Asia/Shanghai", cal), at, "Asia/Shanghai")
+    assert _state(hours, status, at, "Asia/Shanghai", cal) == direct

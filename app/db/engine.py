@@ -1,8 +1,9 @@
-"""Engine creation and the per-request connection dependency."""
+"""Engine creation, units of work, and the per-request connection dependency."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -31,15 +32,30 @@ def make_engine(settings: Settings) -> Engine:
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_conn(request: Request) -> Iterator[Connection]:
-    """A connection per request. Writes get one transaction, committed on success and rolled
-    back on error; reads run in autocommit (no BEGIN/COMMIT round trips on the hot path)."""
-    engine: Engine = request.app.state.engine
-    if request.method in SAFE_METHODS:
-        with engine.connect() as conn:
+class Database:
+    """Units of work on the engine: `read()` (autocommit, no BEGIN/COMMIT round trips) and
+    `write()` (one transaction, committed on success, rolled back on error). The app keeps one
+    in `app.state.db`; tests swap in one bound to their rolled-back transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
-        return
-    with engine.begin() as conn:
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+
+def get_conn(request: Request) -> Iterator[Connection]:
+    """The per-request connection dependency: a read unit for safe methods, else a write unit."""
+    db: Database = request.app.state.db
+    unit = db.read() if request.method in SAFE_METHODS else db.write()
+    with unit as conn:
         yield conn
 
 

@@ -6,8 +6,9 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
-from app.api.responses import GeoJSONResponse, JSONBytesResponse
+from app.api.responses import GeoJSONResponse, JSONBytesResponse, dumps
 from app.api.security import AdminDep
 from app.db.engine import ConnDep
 from app.errors import InvalidInputError
@@ -166,9 +167,8 @@ def _district(code: str | None) -> str | None:
     summary="The k nearest stations by geodesic distance",
     response_class=GeoJSONResponse,
 )
-def nearest(
+async def nearest(
     request: Request,
-    conn: ConnDep,
     lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
     lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
@@ -183,27 +183,39 @@ def nearest(
     open_now: OpenNowQ = False,
     open_at: OpenAtQ = None,
     coord_sys: CoordSysQ = "wgs84",
-) -> GeoJSONResponse:
+) -> Response:
+    # The hot path: parameters are checked here, then the query, the hours evaluation and the
+    # serialisation run as one unit of work in one worker-thread hop (a connection dependency
+    # costs two more hops, measured at ~2 ms per request on 2 cores).
     wlon, wlat = _to_wgs84(lon, lat, coord_sys)
-    when = hours_store.requested_instant(conn, open_now, open_at)
-    flt = queries.NearestFilter(
-        lon=wlon,
-        lat=wlat,
-        k=k,
-        radius_m=radius_m,
-        open_at=when if (open_now or open_at) else None,
-        **_filter_args(amenities, access, status, q, district, DEFAULT_VISIBLE_STATUSES),
-    )
-    rows = queries.nearest(conn, flt)
-    ctx = service.FeatureContext.build(request.app.state.settings, conn, when, coord_sys)
-    features = [
-        service.to_feature(r, ctx, {"distance_m": round(float(r["distance_m"]), 1)}) for r in rows
-    ]
-    return GeoJSONResponse(
-        service.feature_collection(
-            features, numberReturned=len(features), **ctx.collection_members()
+    filters = _filter_args(amenities, access, status, q, district, DEFAULT_VISIBLE_STATUSES)
+    settings = request.app.state.settings
+    db = request.app.state.db
+
+    def work() -> bytes:
+        with db.read() as conn:
+            when = hours_store.requested_instant(conn, open_now, open_at)
+            flt = queries.NearestFilter(
+                lon=wlon,
+                lat=wlat,
+                k=k,
+                radius_m=radius_m,
+                open_at=when if (open_now or open_at) else None,
+                **filters,
+            )
+            rows = queries.nearest(conn, flt)
+            ctx = service.FeatureContext.build(settings, conn, when, coord_sys)
+        features = [
+            service.to_feature(r, ctx, {"distance_m": round(float(r["distance_m"]), 1)})
+            for r in rows
+        ]
+        return dumps(
+            service.feature_collection(
+                features, numberReturned=len(features), **ctx.collection_members()
+            )
         )
-    )
+
+    return Response(await run_in_threadpool(work), media_type=GeoJSONResponse.media_type)
 
 
 @router.get("/stations", summary="Stations: search, filter, paged", response_class=GeoJSONResponse)

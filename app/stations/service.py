@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from psycopg import errors as pg_errors
@@ -85,6 +86,23 @@ class FeatureContext:
         return {"coord_sys": self.coord_sys, "evaluated_at": self.at.isoformat()}
 
 
+def _state(
+    hours: str | None, status: str, at: datetime, tz: str, calendar: HolidayCalendar
+) -> dict[str, Any]:
+    """open_now / next change of a station. Opening hours have minute resolution, so the state
+    is the same all through a minute: memoised per (hours, status, minute) — exact, and it
+    makes a page of stations sharing a few hour strings cost a few evaluations."""
+    minute = at.replace(second=0, microsecond=0)
+    return _state_at_minute(hours, status, minute, tz, calendar)
+
+
+@lru_cache(maxsize=8192)
+def _state_at_minute(
+    hours: str | None, status: str, minute: datetime, tz: str, calendar: HolidayCalendar
+) -> dict[str, Any]:
+    return describe(station_state(hours, status, minute, tz, calendar), minute, tz)
+
+
 def to_feature(
     row: RowMapping, ctx: FeatureContext, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -102,11 +120,7 @@ def to_feature(
         "amenities": list(row["amenities"]),
         "opening_hours": row["opening_hours"],
         "status": row["status"],
-        **describe(
-            station_state(row["opening_hours"], row["status"], ctx.at, ctx.tz, ctx.calendar),
-            ctx.at,
-            ctx.tz,
-        ),
+        **_state(row["opening_hours"], row["status"], ctx.at, ctx.tz, ctx.calendar),
         "phone": row["phone"],
         "capacity": row["capacity"],
         "open_reports": row["open_reports"],
