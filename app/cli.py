@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -23,10 +24,12 @@ db_cli = typer.Typer(help="Database schema", no_args_is_help=True)
 demo_cli = typer.Typer(help="Demo data", no_args_is_help=True)
 stations_cli = typer.Typer(help="Stations", no_args_is_help=True)
 hours_cli = typer.Typer(help="Opening hours", no_args_is_help=True)
+network_cli = typer.Typer(help="Road network (OpenStreetMap)", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(demo_cli, name="demo")
 cli.add_typer(stations_cli, name="stations")
 cli.add_typer(hours_cli, name="hours")
+cli.add_typer(network_cli, name="network")
 console = Console(stderr=True)
 
 
@@ -94,6 +97,139 @@ def hours_refresh() -> None:
         f"[green]{n} stations[/] open intervals from {window[0]:%Y-%m-%d %H:%M} "
         f"to {window[1]:%Y-%m-%d %H:%M} UTC"
     )
+
+
+class _Bars:
+    """Rich progress bars for the network importer: one bar per stage."""
+
+    def __init__(self, progress: Any) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def start(self, description: str, total: float | None = None) -> None:
+        if self.task is not None:
+            done = next(t for t in self.progress.tasks if t.id == self.task)
+            finished = done.total if done.total is not None else (done.completed or 1)
+            self.progress.update(self.task, total=finished, completed=finished)
+        self.task = self.progress.add_task(description, total=total)
+
+    def advance(self, amount: float = 1) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, amount)
+
+
+def _network_import(path: Path, *, source: str | None, force: bool, min_share: float) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from app.network.importer import import_file
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    try:
+        with Progress(*columns, console=console, transient=False) as bar:
+            sink = _Bars(bar)
+            result = import_file(
+                engine,
+                path,
+                source=source,
+                force=force,
+                min_largest_share=min_share,
+                progress=sink,
+            )
+            if not result.unchanged:
+                sink.start("done", 1)
+                sink.advance(1)
+    except DomainError as exc:
+        raise _fail(f"{exc.detail} — the live network was not changed") from exc
+    finally:
+        engine.dispose()
+    if result.unchanged:
+        console.print(
+            f"[green]network version {result.version_id} is already this file[/] "
+            f"({result.edge_count} edges; use --force to load it again)"
+        )
+        return
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(result.skipped.items()))
+    console.print(
+        f"[green]network version {result.version_id} is live[/]: {result.edge_count} edges, "
+        f"{result.node_count} nodes, {result.components} connected parts "
+        f"(largest {result.largest_component_share:.1%} of the edges), "
+        f"{result.seconds:.1f} s" + (f"; skipped: {skipped}" if skipped else "")
+    )
+
+
+@network_cli.command("import")
+def network_import(
+    path: Path = typer.Argument(..., help=".osm.pbf, .parquet (GeoParquet) or .geojson"),
+    source: str | None = typer.Option(None, help="Label stored with the version"),
+    force: bool = typer.Option(False, help="Load even if the live network is the same file"),
+    min_largest_share: float = typer.Option(
+        0.5, min=0.0, max=1.0, help="Reject if the largest connected part has fewer edges"
+    ),
+) -> None:
+    """Import a street network and make it live: all of it after validation, or nothing."""
+    _network_import(path, source=source, force=force, min_share=min_largest_share)
+
+
+@network_cli.command("demo")
+def network_demo(force: bool = typer.Option(False, help="Load even if already live")) -> None:
+    """Fetch the Wuhan OSM street network (neatnet 0.1.6 sdist, ODbL) and import it."""
+    from app.network import sources
+
+    try:
+        with console.status("fetching the Wuhan street network into .cache/…"):
+            path = sources.wuhan_parquet()
+    except DomainError as exc:
+        raise _fail(exc.detail) from exc
+    _network_import(path, source=sources.WUHAN_LABEL, force=force, min_share=0.5)
+
+
+@network_cli.command("info")
+def network_info() -> None:
+    """Show the live network (or how to load one)."""
+    from app.network import queries
+    from app.network.errors import NO_NETWORK_MESSAGE
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            live = queries.live_version(conn)
+    finally:
+        engine.dispose()
+    if live is None:
+        raise _fail(NO_NETWORK_MESSAGE)
+    minlon, minlat, maxlon, maxlat = live.bbox
+    classes = live.stats.get("highways", {})
+    top = ", ".join(f"{k} {v}" for k, v in sorted(classes.items(), key=lambda kv: -kv[1])[:8])
+    out = Console()
+    out.print(f"[bold]network version {live.id}[/] (live) — {live.source}")
+    out.print(f"  format {live.source_format}, loaded {live.loaded_at:%Y-%m-%d %H:%M:%S %Z}")
+    out.print(f"  sha256 {live.sha256}")
+    out.print(
+        f"  {live.edge_count} edges, {live.node_count} nodes, "
+        f"{live.total_length_m / 1000:.1f} km, {live.oneway_edges} one-way edges"
+    )
+    out.print(
+        f"  {live.components} connected parts, largest {live.largest_component_share:.1%} "
+        "of the edges"
+    )
+    out.print(f"  extent lon {minlon:.5f}..{maxlon:.5f}, lat {minlat:.5f}..{maxlat:.5f}")
+    out.print(f"  classes: {top}")
 
 
 @cli.command("serve")

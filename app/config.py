@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     pool_size: int = 10
     #: Time zone in which opening hours are evaluated (the stations' own, not the server's).
     time_zone: str = "Asia/Shanghai"
+    #: Travel model (issue: road network): walking and e-bike speeds in km/h, and how far a
+    #: point may lie from the nearest usable road.
+    walk_kmh: float = Field(default=5.0, gt=0, le=20)
+    ebike_kmh: float = Field(default=15.0, gt=0, le=40)
+    max_off_network_m: float = Field(default=500.0, gt=0, le=5000)
     #: Keep the opening-hours window fresh from inside the server (check hourly).
     hours_auto_refresh: bool = True
     #: Problem reports a client address may file (`limits` syntax), and where counts live

@@ -18,6 +18,9 @@ from app.config import Settings, get_settings
 from app.db.engine import Database, make_engine
 from app.errors import install_error_handlers
 from app.hours import store as hours_store
+from app.network.routes import router as network_router
+from app.network.service import NetworkState
+from app.network.travel import TravelSettings
 from app.reports.routes import router as reports_router
 from app.reports.service import ReportLimiter
 from app.stations.routes import router as stations_router
@@ -69,6 +72,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         default_response_class=JSONBytesResponse,
     )
     app.state.settings = settings
+    app.state.network = NetworkState(
+        TravelSettings(
+            walk_kmh=settings.walk_kmh,
+            ebike_kmh=settings.ebike_kmh,
+            max_off_network_m=settings.max_off_network_m,
+        )
+    )
     app.state.report_limiter = ReportLimiter(
         settings.report_rate_limit, settings.rate_limit_storage
     )
@@ -76,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(stations_router)
     app.include_router(reports_router)
+    app.include_router(network_router)
     app.include_router(web_router)
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")

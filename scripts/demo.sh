@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One command for the demo: install what is missing, start PostGIS (unless DATABASE_URL is set),
-# migrate, load the Wuhan sample stations and serve on http://127.0.0.1:8000 (Ctrl-C stops).
+# migrate, load the Wuhan sample stations and road network, and serve on http://127.0.0.1:8000 (Ctrl-C stops).
 #   HOST / PORT  change where it listens (default 127.0.0.1:8000)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -10,5 +10,6 @@ ensure_db
 export ADMIN_TOKEN="${ADMIN_TOKEN:-demo-admin-token}"
 yizhan db upgrade
 yizhan demo load
+yizhan network demo   # Wuhan's OSM streets (neatnet 0.1.6 sdist, ODbL), fetched once into .cache/
 log "serving on http://${HOST:-127.0.0.1}:${PORT:-8000}  (API docs at /docs; ADMIN_TOKEN=$ADMIN_TOKEN)"
 exec uvicorn app.main:app --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --no-access-log

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Computed,
     Date,
@@ -17,10 +18,17 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     Text,
+    false,
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, TSTZMULTIRANGE, TSTZRANGE
+from sqlalchemy.dialects.postgresql import (
+    ARRAY,
+    DOUBLE_PRECISION,
+    JSONB,
+    TSTZMULTIRANGE,
+    TSTZRANGE,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -162,3 +170,113 @@ class Report(Base):
         CheckConstraint("comment IS NULL OR char_length(comment) <= 500", name="comment"),
         Index("ix_reports_station_open", "station_id", postgresql_where=text("status = 'open'")),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Road network (app/network): versions side by side, exactly one live.
+# --------------------------------------------------------------------------------------------
+
+
+class NetworkVersion(Base):
+    """One imported road network; its nodes and edges carry its id. Exactly one is live."""
+
+    __tablename__ = "network_versions"
+
+    id: Mapped[int] = mapped_column(Integer, Identity(always=False), primary_key=True)
+    #: What was imported (file name or sample label).
+    source: Mapped[str] = mapped_column(Text)
+    source_format: Mapped[str] = mapped_column(Text)
+    #: SHA-256 of the imported file (an identical file is not loaded twice).
+    sha256: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    node_count: Mapped[int] = mapped_column(Integer)
+    edge_count: Mapped[int] = mapped_column(Integer)
+    total_length_m: Mapped[float] = mapped_column(DOUBLE_PRECISION)
+    oneway_edges: Mapped[int] = mapped_column(Integer)
+    #: Connected components of the undirected graph, and the largest one's share of edges.
+    components: Mapped[int] = mapped_column(Integer)
+    largest_component_share: Mapped[float] = mapped_column(DOUBLE_PRECISION)
+    extent: Mapped[object] = mapped_column(
+        Geometry("POLYGON", srid=4326, spatial_index=False, nullable=False)
+    )
+    #: Edges per highway class, one-way counts, what the reader skipped and why.
+    stats: Mapped[dict[str, object]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    is_live: Mapped[bool] = mapped_column(Boolean, server_default=false())
+
+    __table_args__ = (
+        CheckConstraint(
+            "source_format IN ('osm_pbf', 'geoparquet', 'geojson')", name="source_format"
+        ),
+        CheckConstraint("sha256 ~ '^[0-9a-f]{64}$'", name="sha256"),
+        CheckConstraint(
+            "node_count > 0 AND edge_count > 0 AND oneway_edges >= 0 AND components > 0",
+            name="counts",
+        ),
+        CheckConstraint(
+            "largest_component_share > 0 AND largest_component_share <= 1", name="share"
+        ),
+        Index("ux_network_versions_live", "is_live", unique=True, postgresql_where=text("is_live")),
+    )
+
+
+class NetworkNode(Base):
+    """A node of a network version; ids are 0..n-1 within the version."""
+
+    __tablename__ = "network_nodes"
+
+    version_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The OSM node id where the source has one.
+    osm_id: Mapped[int | None] = mapped_column(BigInteger)
+    geom: Mapped[object] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False, nullable=False)
+    )
+
+
+class NetworkEdge(Base):
+    """A street segment between two nodes of a version; geometry runs source → target."""
+
+    __tablename__ = "network_edges"
+
+    version_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[int] = mapped_column(Integer)
+    target: Mapped[int] = mapped_column(Integer)
+    #: Geodesic length on the WGS-84 ellipsoid.
+    length_m: Mapped[float] = mapped_column(DOUBLE_PRECISION)
+    highway: Mapped[str] = mapped_column(Text)
+    #: 0 both ways, 1 source → target only, -1 target → source only.
+    oneway: Mapped[int] = mapped_column(SmallInteger, server_default="0")
+    osm_way_id: Mapped[int | None] = mapped_column(BigInteger)
+    geom: Mapped[object] = mapped_column(
+        Geometry("LINESTRING", srid=4326, spatial_index=True, nullable=False)
+    )
+
+    __table_args__ = (
+        CheckConstraint("oneway IN (-1, 0, 1)", name="oneway"),
+        CheckConstraint("length_m >= 0", name="length_m"),
+    )
+
+
+class ServiceArea(Base):
+    """A cached station service area: one ring, keyed by everything it depends on."""
+
+    __tablename__ = "service_areas"
+
+    station_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True
+    )
+    mode: Mapped[str] = mapped_column(Text, primary_key=True)
+    minutes: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    network_version: Mapped[int] = mapped_column(
+        Integer, ForeignKey("network_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: The station position the ring was computed for ("lon,lat" to 7 decimals).
+    position: Mapped[str] = mapped_column(Text, primary_key=True)
+    #: Digest of the travel settings (speeds, classes) it was computed with.
+    settings: Mapped[str] = mapped_column(Text, primary_key=True)
+    geojson: Mapped[dict[str, object]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (CheckConstraint("minutes BETWEEN 1 AND 60", name="minutes"),)

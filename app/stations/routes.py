@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from sqlalchemy.engine import Connection, RowMapping
 from starlette.concurrency import run_in_threadpool
 
 from app.api.responses import GeoJSONResponse, JSONBytesResponse, dumps
@@ -15,6 +18,9 @@ from app.errors import InvalidInputError
 from app.geo import coords
 from app.geo.coords import CoordSys
 from app.hours import store as hours_store
+from app.network import service as network_service
+from app.network.service import NetworkState
+from app.network.travel import Mode
 from app.reports.vocab import KINDS as REPORT_KINDS_TERMS
 from app.stations import queries, service
 from app.stations.schemas import (
@@ -183,6 +189,10 @@ async def nearest(
     open_now: OpenNowQ = False,
     open_at: OpenAtQ = None,
     coord_sys: CoordSysQ = "wgs84",
+    mode: Annotated[
+        Mode | None,
+        Query(description="walk, ebike or car: order by minutes on the road network"),
+    ] = None,
 ) -> Response:
     # The hot path: parameters are checked here, then the query, the hours evaluation and the
     # serialisation run as one unit of work in one worker-thread hop (a connection dependency
@@ -191,6 +201,7 @@ async def nearest(
     filters = _filter_args(amenities, access, status, q, district, DEFAULT_VISIBLE_STATUSES)
     settings = request.app.state.settings
     db = request.app.state.db
+    network = request.app.state.network
 
     def work() -> bytes:
         with db.read() as conn:
@@ -203,12 +214,19 @@ async def nearest(
                 open_at=when if (open_now or open_at) else None,
                 **filters,
             )
-            rows = queries.nearest(conn, flt)
+            minutes: dict[int, float] = {}
+            if mode is None:
+                rows = queries.nearest(conn, flt)
+            else:
+                rows, minutes = _nearest_by_time(conn, network, flt, mode)
             ctx = service.FeatureContext.build(settings, conn, when, coord_sys)
-        features = [
-            service.to_feature(r, ctx, {"distance_m": round(float(r["distance_m"]), 1)})
-            for r in rows
-        ]
+        features = []
+        for r in rows:
+            extra: dict[str, Any] = {"distance_m": round(float(r["distance_m"]), 1)}
+            if mode is not None:
+                extra["minutes"] = round(minutes[int(r["id"])], 1)
+                extra["mode"] = mode.value
+            features.append(service.to_feature(r, ctx, extra))
         return dumps(
             service.feature_collection(
                 features, numberReturned=len(features), **ctx.collection_members()
@@ -277,6 +295,42 @@ def list_stations(
             **ctx.collection_members(),
         )
     )
+
+
+MAX_TIME_CANDIDATES = 800
+
+
+def _nearest_by_time(
+    conn: Connection, network: NetworkState, flt: queries.NearestFilter, mode: Mode
+) -> tuple[list[RowMapping], dict[int, float]]:
+    """The k stations fewest minutes away on the network. Candidates come in straight-line
+    order, in growing batches, until the k-th best time is no more than the straight-line
+    lower bound (distance at the mode's top speed) of every station not yet fetched: so a
+    station near in metres but far by road never pushes out one that is closer by road."""
+    fetch = min(max(4 * flt.k, 20), MAX_TIME_CANDIDATES)
+    while True:
+        rows = queries.nearest(conn, replace(flt, k=fetch))
+        minutes = network_service.network_minutes(
+            conn,
+            network,
+            mode,
+            flt.lon,
+            flt.lat,
+            [(int(r["id"]), r["lon"], r["lat"], float(r["distance_m"])) for r in rows],
+        )
+        ranked = sorted(
+            (r for r in rows if math.isfinite(minutes.get(int(r["id"]), math.inf))),
+            key=lambda r: (minutes[int(r["id"])], float(r["distance_m"]), int(r["id"])),
+        )
+        exhausted = len(rows) < fetch or fetch >= MAX_TIME_CANDIDATES
+        if exhausted:
+            return ranked[: flt.k], minutes
+        bound = network_service.lower_bound_minutes(
+            float(rows[-1]["distance_m"]), mode, network.settings
+        )
+        if len(ranked) >= flt.k and minutes[int(ranked[flt.k - 1]["id"])] <= bound:
+            return ranked[: flt.k], minutes
+        fetch = min(fetch * 4, MAX_TIME_CANDIDATES)
 
 
 def _to_wgs84(lon: float, lat: float, coord_sys: CoordSys) -> tuple[float, float]:

@@ -1,0 +1,75 @@
+"""Travel-time routes: isochrones from a point and station service areas."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from app.api.responses import GeoJSONResponse, dumps
+from app.errors import InvalidInputError
+from app.geo import coords
+from app.network import service
+from app.network.travel import Mode
+from app.stations.routes import CoordSysQ, StationId
+
+router = APIRouter(prefix="/api/v1", tags=["network"])
+
+ModeQ = Annotated[Mode, Query(description="walk (5 km/h), ebike (15 km/h) or car")]
+MinutesQ = Annotated[
+    str, Query(max_length=40, description="whole minutes 1-60, or nested rings: 5,10,15")
+]
+
+
+@router.get(
+    "/isochrones",
+    summary="Where a worker at a point gets within N minutes on the road network",
+    response_class=GeoJSONResponse,
+)
+async def isochrones(
+    request: Request,
+    lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
+    lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
+    mode: ModeQ = Mode.WALK,
+    minutes: MinutesQ = "15",
+    coord_sys: CoordSysQ = "wgs84",
+) -> Response:
+    rings = service.parse_minutes(minutes)
+    try:
+        wlon, wlat = coords.to_wgs84(lon, lat, coord_sys)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc), field="lat/lon") from exc
+    db, state = request.app.state.db, request.app.state.network
+
+    def work() -> bytes:
+        with db.read() as conn:
+            return dumps(
+                service.isochrone_collection(conn, state, wlon, wlat, mode, rings, coord_sys)
+            )
+
+    return Response(await run_in_threadpool(work), media_type=GeoJSONResponse.media_type)
+
+
+@router.get(
+    "/stations/{station_id}/service-area",
+    summary="From where workers reach a station within N minutes (cached)",
+    response_class=GeoJSONResponse,
+)
+async def service_area(
+    request: Request,
+    station_id: StationId,
+    mode: ModeQ = Mode.WALK,
+    minutes: MinutesQ = "15",
+    coord_sys: CoordSysQ = "wgs84",
+) -> Response:
+    rings = service.parse_minutes(minutes)
+    db, state = request.app.state.db, request.app.state.network
+
+    def work() -> bytes:
+        with db.write() as conn:  # a miss stores the computed rings
+            return dumps(
+                service.service_area_collection(conn, state, station_id, mode, rings, coord_sys)
+            )
+
+    return Response(await run_in_threadpool(work), media_type=GeoJSONResponse.media_type)

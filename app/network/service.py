@@ -1,0 +1,307 @@
+"""Travel-time use cases on the live road network: isochrones, station service areas (cached),
+and network minutes for the nearest stations.
+
+The graph of the live network version is built once per process and mode (Wuhan: ~92,700
+edges, about a second) and rebuilt when another version goes live; every request checks the
+live version id (one indexed row) so a reload is picked up at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from shapely.geometry import mapping, shape
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from app.errors import InvalidInputError, NotFoundError
+from app.geo import coords
+from app.geo.coords import CoordSys
+from app.network import queries
+from app.network.graph import (
+    ModeGraph,
+    NetworkError,
+    RoadNetwork,
+    Snap,
+    build_graph,
+    multi_source_seconds,
+    point_sources,
+    seconds_at_points,
+)
+from app.network.isochrone import isochrones
+from app.network.travel import Mode, TravelSettings, allowed_classes, max_speed_mps
+
+MAX_MINUTES = 60
+MAX_RINGS = 6
+#: Holes smaller than this inside a ring are city blocks whose buildings face reached streets:
+#: filled. Rivers, lakes and unreached districts are far larger and stay out.
+FILL_HOLES_BELOW_M2 = 250_000.0
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One live network version in memory, with its per-mode graphs built on demand."""
+
+    version_id: int
+    network: RoadNetwork
+    graphs: dict[str, ModeGraph]
+
+
+class NetworkState:
+    """The in-memory graph of the live network, shared by the requests of one process."""
+
+    def __init__(self, settings: TravelSettings) -> None:
+        self.settings = settings
+        self._loaded: Loaded | None = None
+        self._lock = threading.Lock()
+
+    def get(self, conn: Connection, mode: Mode) -> tuple[Loaded, ModeGraph]:
+        """The live version's graph for `mode` (NoNetworkError when nothing is loaded)."""
+        live = queries.require_live_version(conn)
+        loaded = self._loaded
+        if loaded is None or loaded.version_id != live.id:
+            with self._lock:
+                loaded = self._loaded
+                if loaded is None or loaded.version_id != live.id:
+                    arrays = queries.live_edges_arrays(conn)
+                    geometry = queries.edge_geometries(conn, arrays.version_id)
+                    net = RoadNetwork.from_arrays(**arrays.graph_kwargs(), geometry=geometry)
+                    loaded = Loaded(arrays.version_id, net, {})
+                    self._loaded = loaded
+        graph = loaded.graphs.get(mode.value)
+        if graph is None:
+            with self._lock:
+                graph = loaded.graphs.get(mode.value)
+                if graph is None:
+                    graph = build_graph(loaded.network, mode, self.settings)
+                    loaded.graphs[mode.value] = graph
+        return loaded, graph
+
+    def settings_key(self) -> str:
+        """A digest of the travel settings, part of every cached service area's key."""
+        s = self.settings
+        raw = json.dumps(
+            [
+                s.walk_kmh,
+                s.ebike_kmh,
+                sorted(s.car_kmh_by_class.items()),
+                sorted(s.walk_classes),
+                sorted(s.ebike_classes),
+                sorted(s.ebike_push_classes),
+                s.max_off_network_m,
+            ]
+        )
+        return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def parse_minutes(raw: str) -> list[int]:
+    """`15` or `5,10,15` → sorted distinct whole minutes in 1..60 (InvalidInputError)."""
+    values: list[int] = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not part.isdigit() or not 1 <= int(part) <= MAX_MINUTES:
+            raise InvalidInputError(
+                f"minutes: whole minutes from 1 to {MAX_MINUTES}, comma-separated "
+                f"(e.g. 5,10,15); got {raw!r}",
+                field="minutes",
+            )
+        values.append(int(part))
+    out = sorted(set(values))
+    if len(out) > MAX_RINGS:
+        raise InvalidInputError(f"minutes: at most {MAX_RINGS} values", field="minutes")
+    return out
+
+
+def _snap(
+    conn: Connection, state: NetworkState, loaded: Loaded, mode: Mode, lon: float, lat: float
+) -> Snap:
+    found = queries.snap(
+        conn,
+        lon,
+        lat,
+        highways=allowed_classes(mode, state.settings),
+        version_id=loaded.version_id,
+    )
+    limit = state.settings.max_off_network_m
+    if found is None or found.distance_m > limit:
+        far = "no road" if found is None else f"{found.distance_m:,.0f} m from the nearest road"
+        raise InvalidInputError(
+            f"lat/lon: {far} usable by {mode.value}; points must be within {limit:,.0f} m "
+            "of the loaded road network",
+            field="lat/lon",
+        )
+    return Snap(found.edge_id, found.fraction, found.distance_m)
+
+
+def _shape_to(geom: Any, coord_sys: CoordSys) -> dict[str, Any]:
+    if coord_sys != "wgs84":
+
+        def move(xy: np.ndarray) -> np.ndarray:
+            return np.array([coords.from_wgs84(x, y, coord_sys) for x, y in xy])
+
+        geom = shapely.transform(geom, move)
+    return dict(mapping(shapely.set_precision(geom, 1e-7)))
+
+
+def _ring_features(
+    polygons: Sequence[Any], minutes: Sequence[int], mode: Mode, coord_sys: CoordSys
+) -> list[dict[str, Any]]:
+    feats = []
+    for m, poly in sorted(zip(minutes, polygons, strict=True), key=lambda t: -t[0]):
+        area_km2 = _area_km2(poly)
+        feats.append(
+            {
+                "type": "Feature",
+                "geometry": _shape_to(poly, coord_sys),
+                "properties": {"minutes": m, "mode": mode.value, "area_km2": round(area_km2, 3)},
+            }
+        )
+    return feats
+
+
+def _area_km2(poly: Any) -> float:
+    from pyproj import Geod
+
+    return abs(Geod(ellps="WGS84").geometry_area_perimeter(poly)[0]) / 1e6
+
+
+def isochrone_collection(
+    conn: Connection,
+    state: NetworkState,
+    lon: float,
+    lat: float,
+    mode: Mode,
+    minutes: list[int],
+    coord_sys: CoordSys,
+) -> dict[str, Any]:
+    """Where a worker at (lon, lat) gets within each of `minutes` (largest ring first)."""
+    loaded, graph = state.get(conn, mode)
+    snap = _snap(conn, state, loaded, mode, lon, lat)
+    try:
+        polys = isochrones(
+            graph,
+            snap,
+            minutes,
+            origin_lonlat=(lon, lat),
+            fill_holes_below_m2=FILL_HOLES_BELOW_M2,
+        )
+    except NetworkError as exc:
+        raise InvalidInputError(exc.detail, field=exc.field) from exc
+    return {
+        "type": "FeatureCollection",
+        "features": _ring_features(polys, minutes, mode, coord_sys),
+        "network_version": loaded.version_id,
+        "coord_sys": coord_sys,
+    }
+
+
+def service_area_collection(
+    conn: Connection,
+    state: NetworkState,
+    station_id: int,
+    mode: Mode,
+    minutes: list[int],
+    coord_sys: CoordSys,
+) -> dict[str, Any]:
+    """From where workers reach the station within each of `minutes`, cached per station
+    position, mode, minutes, network version and travel settings: moving a station or loading
+    another network misses exactly the entries that changed."""
+    row = conn.execute(
+        text("SELECT ST_X(geom), ST_Y(geom) FROM stations WHERE id = :id"), {"id": station_id}
+    ).first()
+    if row is None:
+        raise NotFoundError(f"id: no station with id {station_id}", field="id")
+    lon, lat = float(row[0]), float(row[1])
+    loaded, graph = state.get(conn, mode)
+    key = {
+        "station_id": station_id,
+        "mode": mode.value,
+        "network_version": loaded.version_id,
+        "position": f"{lon:.7f},{lat:.7f}",
+        "settings": state.settings_key(),
+    }
+    cached = {
+        int(m): shape(g)
+        for m, g in conn.execute(
+            text(
+                "SELECT minutes, geojson FROM service_areas WHERE station_id = :station_id "
+                "AND mode = :mode AND network_version = :network_version "
+                "AND position = :position AND settings = :settings AND minutes = ANY(:minutes)"
+            ),
+            {**key, "minutes": minutes},
+        )
+    }
+    missing = [m for m in minutes if m not in cached]
+    if missing:
+        snap = _snap(conn, state, loaded, mode, lon, lat)
+        try:
+            polys = isochrones(
+                graph,
+                snap,
+                missing,
+                reverse=True,
+                origin_lonlat=(lon, lat),
+                fill_holes_below_m2=FILL_HOLES_BELOW_M2,
+            )
+        except NetworkError as exc:
+            raise InvalidInputError(exc.detail, field=exc.field) from exc
+        for m, poly in zip(missing, polys, strict=True):
+            cached[m] = poly
+            conn.execute(
+                text(
+                    "INSERT INTO service_areas (station_id, mode, minutes, network_version, "
+                    "position, settings, geojson) VALUES (:station_id, :mode, :m, "
+                    ":network_version, :position, :settings, CAST(:g AS jsonb)) "
+                    "ON CONFLICT DO NOTHING"
+                ),
+                {**key, "m": m, "g": json.dumps(mapping(poly))},
+            )
+    return {
+        "type": "FeatureCollection",
+        "features": _ring_features([cached[m] for m in minutes], minutes, mode, coord_sys),
+        "station_id": station_id,
+        "network_version": loaded.version_id,
+        "coord_sys": coord_sys,
+        "cache": "hit" if not missing else ("miss" if len(missing) == len(minutes) else "partial"),
+    }
+
+
+def network_minutes(
+    conn: Connection,
+    state: NetworkState,
+    mode: Mode,
+    lon: float,
+    lat: float,
+    candidates: Sequence[tuple[int, float, float, float]],
+) -> dict[int, float]:
+    """Minutes on the network from (lon, lat) to each candidate (id, lon, lat, metres)."""
+    loaded, graph = state.get(conn, mode)
+    origin = _snap(conn, state, loaded, mode, lon, lat)
+    node_seconds = multi_source_seconds(graph, point_sources(graph, origin))
+    snaps = queries.snap_many(
+        conn,
+        [c[1] for c in candidates],
+        [c[2] for c in candidates],
+        highways=allowed_classes(mode, state.settings),
+        version_id=loaded.version_id,
+    )
+    usable = [(c[0], s) for c, s in zip(candidates, snaps, strict=True) if s is not None]
+    secs = seconds_at_points(
+        graph,
+        node_seconds,
+        [Snap(s.edge_id, s.fraction, s.distance_m) for _, s in usable],
+        origin=origin,
+    )
+    return {sid: float(t) / 60.0 for (sid, _), t in zip(usable, secs, strict=True)}
+
+
+def lower_bound_minutes(metres: float, mode: Mode, settings: TravelSettings) -> float:
+    """No route can be faster than the straight line at the mode's top speed."""
+    return metres / max_speed_mps(mode, settings) / 60.0
