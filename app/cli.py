@@ -232,6 +232,19 @@ def network_info() -> None:
     out.print(f"  classes: {top}")
 
 
+web_cli = typer.Typer(help="Web pages", no_args_is_help=True)
+cli.add_typer(web_cli, name="web")
+
+
+@web_cli.command("assets")
+def web_assets() -> None:
+    """Fetch Leaflet (from the django-leaflet wheel on PyPI) into .cache/ for the map page."""
+    from app.web.assets import ensure_leaflet
+
+    path = ensure_leaflet()
+    console.print(f"[green]Leaflet ready in {path}[/]")
+
+
 @cli.command("serve")
 def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the API and pages."""

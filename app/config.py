@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,9 @@ class Settings(BaseSettings):
     walk_kmh: float = Field(default=5.0, gt=0, le=20)
     ebike_kmh: float = Field(default=15.0, gt=0, le=40)
     max_off_network_m: float = Field(default=500.0, gt=0, le=5000)
+    #: Map tiles of the map page: `osm` (OpenStreetMap, WGS-84) or `amap` (高德, GCJ-02; every
+    #: geometry drawn on it is then requested in GCJ-02 so it lines up).
+    tiles: Literal["osm", "amap"] = "osm"
     #: Keep the opening-hours window fresh from inside the server (check hourly).
     hours_auto_refresh: bool = True
     #: Problem reports a client address may file (`limits` syntax), and where counts live

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +25,7 @@ from app.network.travel import TravelSettings
 from app.reports.routes import router as reports_router
 from app.reports.service import ReportLimiter
 from app.stations.routes import router as stations_router
+from app.web.assets import LEAFLET_DIR
 from app.web.routes import router as web_router
 
 log = logging.getLogger("yizhan")
@@ -88,6 +90,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports_router)
     app.include_router(network_router)
     app.include_router(web_router)
+    # Leaflet, fetched into .cache/ by `yizhan web assets`; the map page says so when missing
+    LEAFLET_DIR.mkdir(parents=True, exist_ok=True)
+    app.mount("/static/leaflet", StaticFiles(directory=LEAFLET_DIR), name="leaflet")
 
     @app.get("/healthz", tags=["ops"], summary="The process is up")
     def healthz() -> JSONBytesResponse:

@@ -10,6 +10,7 @@ ensure_db
 export ADMIN_TOKEN="${ADMIN_TOKEN:-demo-admin-token}"
 yizhan db upgrade
 yizhan demo load
+yizhan web assets     # Leaflet for the map page (django-leaflet wheel), once, into .cache/
 yizhan network demo   # Wuhan's OSM streets (neatnet 0.1.6 sdist, ODbL), fetched once into .cache/
-log "serving on http://${HOST:-127.0.0.1}:${PORT:-8000}  (API docs at /docs; ADMIN_TOKEN=$ADMIN_TOKEN)"
+log "serving on http://${HOST:-127.0.0.1}:${PORT:-8000}  (map at /map, API docs at /docs; ADMIN_TOKEN=$ADMIN_TOKEN)"
 exec uvicorn app.main:app --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --no-access-log

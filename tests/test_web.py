@@ -47,3 +47,32 @@ def test_courier_page_says_when_hours_are_not_ready(client, conn):
     # without the open-now filter the page still answers
     r = client.get("/", params={"lat": "30.58", "lon": "114.29"})
     assert "找到" in r.text
+
+
+def test_map_page_serves_leaflet_from_this_server(client, monkeypatch, tmp_path):
+    from app.web import assets
+
+    folder = assets.ensure_leaflet(tmp_path / "leaflet")  # real fetch from the registry
+    assert (folder / "leaflet.js").read_text("utf-8").lstrip().startswith("/* @preserve")
+    assert (folder / "images" / "marker-icon.png").is_file()
+    page = client.get("/map")
+    assert page.status_code == 200
+    assert '<script src="/static/leaflet/leaflet.js">' in page.text
+    assert "cdn" not in page.text.lower()  # nothing from third-party hosts but the tiles
+    assert "驿站地图" in page.text and "电动车" in page.text
+    en = client.get("/map", params={"lang": "en"}).text
+    assert "Station map" in en and "e-bike" in en and "中文" in en
+    monkeypatch.setattr("app.web.routes.leaflet_ready", lambda: False)
+    assert "yizhan web assets" in client.get("/map").text
+
+
+def test_map_page_with_amap_tiles_asks_for_gcj02(settings, conn):
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    app = create_app(settings.model_copy(update={"tiles": "amap"}))
+    with TestClient(app) as tc:
+        page = tc.get("/map").text
+    assert 'var COORD = "gcj02";' in page
+    assert "autonavi" in page

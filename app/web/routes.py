@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Annotated, Any
@@ -12,9 +13,11 @@ from fastapi.templating import Jinja2Templates
 
 from app.db.engine import ConnDep
 from app.errors import InvalidInputError
+from app.geo import coords
 from app.hours import store as hours_store
 from app.stations import queries, service
 from app.stations.vocab import AMENITIES, AMENITY_CODES, DEFAULT_VISIBLE_STATUSES, HOST_TYPES
+from app.web.assets import leaflet_ready
 from app.web.i18n import distance_label, term_label, texts
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[2] / "templates"))
@@ -111,3 +114,50 @@ def _card(feature: dict[str, Any], row: Any, lang: str) -> dict[str, Any]:
         "amenities": [term_label(_AMENITY[a], lang) for a in p["amenities"]],
         "links": p["links"],
     }
+
+
+TILES = {
+    "osm": {
+        "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        "subdomains": "abc",
+        "attribution": "© OpenStreetMap contributors",
+        "coord_sys": "wgs84",
+    },
+    "amap": {
+        "url": "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1"
+        "&style=8&x={x}&y={y}&z={z}",
+        "subdomains": "1234",
+        "attribution": "© 高德地图 AutoNavi",
+        "coord_sys": "gcj02",
+    },
+}
+
+
+@router.get("/map", response_class=HTMLResponse)
+def map_page(
+    request: Request,
+    lang: Annotated[str, Query(max_length=5)] = "zh",
+) -> HTMLResponse:
+    """Planner/courier map: stations, click for isochrones and station service areas."""
+    lang = "en" if lang == "en" else "zh"
+    t = texts(lang)
+    tiles = TILES[request.app.state.settings.tiles]
+    center = list(DEFAULT_POINT)
+    if tiles["coord_sys"] != "wgs84":
+        lon, lat = coords.from_wgs84(DEFAULT_POINT[1], DEFAULT_POINT[0], tiles["coord_sys"])
+        center = [lat, lon]
+    other = "zh" if lang == "en" else "en"
+    return TEMPLATES.TemplateResponse(
+        request,
+        "map.html",
+        {
+            "t": t,
+            "t_json": json.dumps(t, ensure_ascii=False).replace("</", "<\\/"),
+            "lang": lang,
+            "other_lang_url": str(request.url.include_query_params(lang=other)),
+            "tiles": tiles,
+            "coord_sys": tiles["coord_sys"],
+            "center": center,
+            "leaflet_ready": leaflet_ready(),
+        },
+    )
