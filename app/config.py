@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     walk_kmh: float = Field(default=5.0, gt=0, le=20)
     ebike_kmh: float = Field(default=15.0, gt=0, le=40)
     max_off_network_m: float = Field(default=500.0, gt=0, le=5000)
+    #: Car speeds by OSM highway class, merged over the defaults in app/network/travel.py,
+    #: e.g. YIZHAN_CAR_KMH='{"primary": 35, "residential": 15}'.
+    car_kmh: dict[str, float] = Field(default_factory=dict)
     #: Map tiles of the map page: `osm` (OpenStreetMap, WGS-84) or `amap` (高德, GCJ-02; every
     #: geometry drawn on it is then requested in GCJ-02 so it lines up).
     tiles: Literal["osm", "amap"] = "osm"

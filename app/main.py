@@ -21,7 +21,7 @@ from app.errors import install_error_handlers
 from app.hours import store as hours_store
 from app.network.routes import router as network_router
 from app.network.service import NetworkState
-from app.network.travel import TravelSettings
+from app.network.travel import DEFAULT_CAR_KMH, TravelSettings
 from app.reports.routes import router as reports_router
 from app.reports.service import ReportLimiter
 from app.stations.routes import router as stations_router
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             walk_kmh=settings.walk_kmh,
             ebike_kmh=settings.ebike_kmh,
             max_off_network_m=settings.max_off_network_m,
+            car_kmh_by_class={**DEFAULT_CAR_KMH, **settings.car_kmh},
         )
     )
     app.state.report_limiter = ReportLimiter(

@@ -229,3 +229,32 @@ def test_isochrone_in_gcj02_lines_up_with_the_wgs84_one(client, river_town):
         lambda xy: [coords.gcj02_to_wgs84(x, y) for x, y in xy],  # type: ignore[misc]
     )
     assert back.symmetric_difference(wgs).area < 0.02 * wgs.area
+
+
+def test_car_speeds_are_settings(settings, conn, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+    from tests.conftest import TransactionDatabase
+
+    monkeypatch.setenv("YIZHAN_CAR_KMH", '{"residential": 10}')
+    env = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert env.car_kmh == {"residential": 10.0}
+    a, b = (east(0), LAT), (east(1000), LAT)
+    load(conn, tmp_path, [line([a, b], highway="residential")])
+    minutes = {}
+    sid = None
+    for kmh in (20.0, 10.0):
+        app = create_app(settings.model_copy(update={"car_kmh": {"residential": kmh}}))
+        with TestClient(app) as tc:
+            app.state.db = TransactionDatabase(conn)
+            sid = sid or create(tc, "CAR", *b)
+            got = tc.get(
+                URL + "/stations/nearest",
+                params={"lat": LAT, "lon": east(0), "k": 1, "mode": "car"},
+            ).json()["features"][0]
+            assert got["id"] == sid
+            minutes[kmh] = got["properties"]["minutes"]
+    assert minutes[20.0] == pytest.approx(3.0, abs=0.05)  # 1 km at 20 km/h
+    assert minutes[10.0] == pytest.approx(6.0, abs=0.05)
