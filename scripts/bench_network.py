@@ -76,9 +76,11 @@ from scipy.sparse.csgraph import dijkstra  # noqa: E402
 from sqlalchemy import Engine, create_engine  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from app.api.responses import dumps  # noqa: E402
 from app.config import Settings, normalise_database_url  # noqa: E402
 from app.db import migrate  # noqa: E402
 from app.network import importer as network_importer  # noqa: E402
+from app.network import isochrone as iso_mod  # noqa: E402
 from app.network import queries, sources  # noqa: E402
 from app.network.graph import (  # noqa: E402
     ModeGraph,
@@ -91,7 +93,8 @@ from app.network.graph import (  # noqa: E402
     sources_from_points,
 )
 from app.network.isochrone import isochrones  # noqa: E402
-from app.network.service import FILL_HOLES_BELOW_M2  # noqa: E402
+from app.network.service import FILL_HOLES_BELOW_M2, NetworkState  # noqa: E402
+from app.network.service import service_area_collection as sa_collection  # noqa: E402
 from app.network.travel import (  # noqa: E402
     DEFAULT_SETTINGS,
     Mode,
@@ -107,8 +110,12 @@ STATIONS_FILE = ROOT / "geodata" / "wuhan_demo_stations.geojson"
 COVER_CUTOFF_S = 3600.0
 AREA_MINUTES = 15
 ISO_MINUTES = (5, 10, 15)
-#: Agreement tolerance (seconds) for engines that sum costs in their own order or precision.
+#: Agreement tolerance (seconds) for engines that sum float8 costs in their own order.
 TOL_S = 1e-3
+#: pandana's tolerance: its answers sit up to ~1.2 ms per edge of the path below the exact
+#: sums (always below, never above: consistent with edge weights kept as whole milliseconds),
+#: so paths of ~200 edges are off by up to ~0.1 s. Bound: 2 ms per edge of our path.
+PANDANA_TOL_PER_EDGE_S = 2e-3
 #: Bumped when bench_edges' layout or meaning changes (forces a rebuild).
 EDGES_LAYOUT = 2
 
@@ -417,7 +424,8 @@ def ensure_bench_edges(url: str, graph: ModeGraph, version: int) -> int:
     for a, b in ((costs.seconds, graph.costs.seconds), (costs.forward, graph.costs.forward)):
         if not np.array_equal(a, b):
             raise RuntimeError("edge_costs disagrees with the graph's costs")
-    mark = f"layout={EDGES_LAYOUT};version={version};settings={hash(DEFAULT_SETTINGS)}"
+    settings = NetworkState(DEFAULT_SETTINGS).settings_key()
+    mark = f"layout={EDGES_LAYOUT};version={version};settings={settings}"
     with psycopg.connect(url, autocommit=True) as conn:
         if meta_get(conn, "bench_edges") == mark:
             row = conn.execute("SELECT count(*) FROM bench_edges").fetchone()
@@ -536,6 +544,47 @@ def compare(ref: Arr, other: Arr, cutoff: float) -> tuple[float, int]:
     return diff, int(np.count_nonzero(one & ~near))
 
 
+def tree_hops(graph: ModeGraph, starts: Sequence[int], cutoff: float) -> NDArray[np.int64]:
+    """Edges on each node's shortest path to its nearest start (reverse search; 0 unreached)."""
+    dist, pred, _src = dijkstra(
+        graph.reverse_matrix,
+        directed=True,
+        indices=list(starts),
+        min_only=True,
+        limit=cutoff,
+        return_predecessors=True,
+    )
+    hops = np.zeros(graph.n_nodes, dtype=np.int64)
+    reached = np.flatnonzero(np.isfinite(dist))
+    for v in reached[np.argsort(dist[reached], kind="stable")].tolist():
+        p = int(pred[v])
+        if p >= 0:
+            hops[v] = hops[p] + 1
+    return hops
+
+
+def pandana_check(name: str, ref: Arr, got: Arr, hops: NDArray[np.int64], cut: float) -> Check:
+    """pandana vs ours within PANDANA_TOL_PER_EDGE_S per edge of our path."""
+    a = np.where(ref <= cut, ref, np.inf)
+    b = np.where(got <= cut, got, np.inf)
+    both = np.isfinite(a) & np.isfinite(b)
+    d = b[both] - a[both]
+    h = np.maximum(hops[both], 1)
+    tol = PANDANA_TOL_PER_EDGE_S * h + TOL_S
+    one = np.isfinite(a) != np.isfinite(b)
+    edge = np.abs(np.where(np.isfinite(a), a, b) - cut) <= PANDANA_TOL_PER_EDGE_S * 200
+    n_one = int(np.count_nonzero(one & ~edge))
+    worst = float(np.max(np.abs(d))) if len(d) else 0.0
+    per = float(np.max(np.abs(d) / h)) if len(d) else 0.0
+    low, high = (float(d.min()), float(d.max())) if len(d) else (0.0, 0.0)
+    return Check(
+        name,
+        f"max |Δ| {worst:.3f} s (Δ from {low:.3f} to {high:.1g} s; ≤ {per * 1e3:.2f} ms per edge "
+        f"of the path), {n_one} nodes reached by one only",
+        bool(np.all(np.abs(d) <= tol)) and n_one == 0,
+    )
+
+
 def pgr_seconds(
     conn: psycopg.Connection[Any],
     net: RoadNetwork,
@@ -553,8 +602,11 @@ def pgr_seconds(
         ).fetchall()
     else:
         rows = conn.execute(
-            "SELECT node, agg_cost FROM pgr_drivingDistance(%s, %s::bigint[], %s, true, %s)",
-            (edges_sql, ids, cutoff, equicost),
+            "SELECT node, agg_cost FROM pgr_drivingDistance(%s, %s::bigint[], %s, true, true)"
+            if equicost
+            else "SELECT node, min(agg_cost) FROM pgr_drivingDistance(%s, %s::bigint[], %s, "
+            "true, false) GROUP BY node",
+            (edges_sql, ids, cutoff),
         ).fetchall()
     out = np.full(net.n_nodes, np.inf)
     if rows:
@@ -726,13 +778,23 @@ class Row:
 
 
 @dataclass
+class Check:
+    """One agreement check; `counted` ones decide the exit code."""
+
+    name: str
+    result: str
+    ok: bool
+    counted: bool = True
+
+
+@dataclass
 class Coverage:
     """Everything measured for task 1."""
 
     stations: int
     start_nodes: int
     rows: dict[str, Row] = field(default_factory=dict)
-    checks: list[tuple[str, str, bool]] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     reached: int = 0
     loop_done: int = 0
     pandana_note: str = ""
@@ -802,8 +864,8 @@ def bench_coverage(
     if full:
         same = bool(np.array_equal(best / 60.0, ours_min))
         cov.checks.append(
-            (
-                "multi-source = min over per-station searches",
+            Check(
+                "ours: multi-source = min over per-station searches (all nodes)",
                 "exactly equal" if same else "differ",
                 same,
             )
@@ -818,8 +880,8 @@ def bench_coverage(
         diff, one = compare(plain, ours1, 900.0)
         worst = max(worst, diff if one == 0 else math.inf)
     cov.checks.append(
-        (
-            "csgraph vs an independent plain Dijkstra (3 stations, 900 s)",
+        Check(
+            "ours: csgraph vs an independent plain heapq Dijkstra (3 stations, 900 s)",
             f"max |Δ| {worst:.2g} s",
             worst <= 1e-9,
         )
@@ -827,20 +889,40 @@ def bench_coverage(
 
     log("coverage: pgRouting pgr_drivingDistance, all station vertices, equicost")
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET statement_timeout = '300s'")
+        conn.execute("SET statement_timeout = '600s'")
         reps = max(2, min(3, args.repeat))
         pgr_ms, pgr = timed(
             lambda: pgr_seconds(conn, net, PGR_REVERSE_EDGES, uniq, cut, True), reps
         )
+        log("coverage: pgRouting without equicost, min(agg_cost) per node in SQL (once)")
+        exact_ms, exact = timed(
+            lambda: pgr_seconds(conn, net, PGR_REVERSE_EDGES, uniq, cut, False), 1
+        )
     cov.rows["pgr"] = Row(
         "pgRouting `pgr_drivingDistance(…, ARRAY[stations], 3600, equicost => true)`",
         pgr_ms,
-        "transposed edges SQL (reverse_cost AS cost)",
+        "transposed edges SQL; **not the minimum**, see checks",
+    )
+    cov.rows["pgr_exact"] = Row(
+        "pgRouting, `equicost => false`, `min(agg_cost) GROUP BY node`",
+        exact_ms,
+        "the exact pgRouting answer",
     )
     diff, one = compare(ref, pgr, cut)
+    worse = int(np.count_nonzero(np.isfinite(ref) & (pgr > ref + TOL_S)))
     cov.checks.append(
-        (
-            "pgRouting equicost vs ours",
+        Check(
+            "pgRouting `equicost => true` vs ours (not counted: a pgRouting defect)",
+            f"{worse} nodes get more than the minimum, by up to {diff:.1f} s; "
+            f"{one} nodes reached by one only",
+            diff <= TOL_S and one == 0,
+            counted=False,
+        )
+    )
+    diff, one = compare(ref, exact, cut)
+    cov.checks.append(
+        Check(
+            "pgRouting `equicost => false` + min per node vs ours",
             f"max |Δ| {diff:.2g} s, {one} nodes reached by one only",
             diff <= TOL_S and one == 0,
         )
@@ -851,6 +933,7 @@ def bench_coverage(
         if not Pandana.check_direction():
             cov.pandana_note = "pandana's search direction is not the one assumed; not compared"
         else:
+            hops = tree_hops(graph, uniq, cut)
             pan = Pandana(graph, reverse=False)
             poi_ms, moved = pan.set_pois(nodes)
             near_ms, near = timed(pan.nearest, args.repeat)
@@ -862,16 +945,11 @@ def bench_coverage(
             cov.rows["pandana"] = Row(
                 "pandana `nearest_pois(3600, num_pois=1)`", near_ms, "query only"
             )
-            diff, one = compare(ref, near, cut)
-            ok = diff <= TOL_S and one == 0 and moved == 0
-            cov.checks.append(
-                (
-                    "pandana nearest_pois vs ours",
-                    f"max |Δ| {diff:.2g} s, {one} nodes reached by one only"
-                    + (f", {moved} stations mapped to another node" if moved else ""),
-                    ok,
+            cov.checks.append(pandana_check("pandana nearest_pois vs ours", ref, near, hops, cut))
+            if moved:
+                cov.checks.append(
+                    Check("pandana set_pois: stations on their own nodes", f"{moved} moved", False)
                 )
-            )
             del pan
     else:
         cov.pandana_note = "pandana is not installed"
@@ -889,7 +967,7 @@ def bench_coverage(
         )
         diff, one = compare(ref, got, cut)
         cov.checks.append(
-            (
+            Check(
                 f"{name} vs ours",
                 f"max |Δ| {diff:.2g} s, {one} nodes reached by one only",
                 diff <= TOL_S and one == 0,
@@ -983,7 +1061,7 @@ class Areas:
 
     stations: int
     rows: dict[str, Row] = field(default_factory=dict)
-    checks: list[tuple[str, str, bool]] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
     first_ms: float = 0.0
     first_cache: str = ""
     reached_nodes: list[int] = field(default_factory=list)
@@ -998,6 +1076,95 @@ def jitter(rng: random.Random, lon: float, lat: float, max_m: float) -> tuple[fl
     dlat = d * math.cos(b) / 111_320.0
     dlon = d * math.sin(b) / (111_320.0 * math.cos(math.radians(lat)))
     return lon + dlon, lat + dlat
+
+
+def merged_polygon(graph: ModeGraph, st: Station, minutes: int) -> Any:
+    """The service-area polygon as `isochrones()` builds it, except that the reached line
+    pieces are joined with `shapely.line_merge` before buffering (the proposed change): fewer,
+    longer lines to buffer and far fewer polygons to union."""
+    import shapely
+
+    t = minutes * 60.0
+    srcs = point_sources(graph, st.snap, reverse=True)
+    secs = multi_source_seconds(graph, srcs, t, reverse=True)
+    pieces = iso_mod.reached_pieces(graph, secs, t, reverse=True, snap=st.snap)
+    parts = list(iso_mod.piece_geometries(graph, pieces))
+    if pieces.connector > 0:
+        parts.append(iso_mod._connector(graph, st.snap, (st.lon, st.lat), pieces.connector))
+    geoms = np.asarray(parts, dtype=object)
+    is_line = shapely.get_type_id(geoms) == 1
+    merged = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(list(geoms[is_line]))))
+    todo = np.concatenate([merged, geoms[~is_line]])
+    width = iso_mod.DEFAULT_BUFFER_M[graph.mode]
+    poly = shapely.union_all(shapely.buffer(todo, width, quad_segs=iso_mod._QUAD_SEGS))
+    poly = iso_mod._fill_holes(poly, FILL_HOLES_BELOW_M2)
+    return iso_mod._to_wgs84(graph, poly)
+
+
+def verbatim_hit(conn: Any, station_id: int, settings_key: str) -> bytes:
+    """What a cache hit costs when the stored JSON is returned as text, unparsed (the proposed
+    change): one statement for the station's position, the live version and the cached rows,
+    the position compared in Python, the rows spliced into a body."""
+    from sqlalchemy import text
+
+    rows = conn.execute(
+        text(
+            "SELECT ST_X(s.geom), ST_Y(s.geom), v.id, a.position, a.geojson::text "
+            "FROM stations s CROSS JOIN network_versions v "
+            "LEFT JOIN service_areas a ON a.station_id = s.id AND a.mode = :mode "
+            "AND a.network_version = v.id AND a.settings = :settings "
+            "AND a.minutes = ANY(:minutes) "
+            "WHERE s.id = :id AND v.is_live"
+        ),
+        {"id": station_id, "mode": MODE.value, "settings": settings_key, "minutes": [AREA_MINUTES]},
+    ).all()
+    if not rows:
+        raise RuntimeError(f"station {station_id}: no station or no live network")
+    position = f"{rows[0][0]:.7f},{rows[0][1]:.7f}"
+    found = [r[4] for r in rows if r[3] == position]
+    if not found:
+        raise RuntimeError(f"station {station_id}: no cached row for the verbatim read")
+    feats = ",".join(f'{{"type":"Feature","geometry":{g}}}' for g in found)
+    return f'{{"type":"FeatureCollection","features":[{feats}]}}'.encode()
+
+
+def bench_hits_in_process(url: str, sample: list[Station], count: int) -> dict[str, Row]:
+    """Cache hits without HTTP: the app's `service_area_collection` + `dumps`, and a
+    verbatim read of the stored JSON text (the proposed change), interleaved."""
+    engine = sa_engine(url)
+    state = NetworkState(DEFAULT_SETTINGS)
+    app_ms: list[float] = []
+    raw_ms: list[float] = []
+    try:
+        with engine.begin() as conn:
+            state.get(conn, MODE)  # builds the graph once
+        for k in range(count):
+            st = sample[k % len(sample)]
+            t0 = time.perf_counter_ns()
+            with engine.begin() as conn:
+                body = sa_collection(conn, state, st.id, MODE, [AREA_MINUTES], "wgs84")
+                dumps(body)
+            app_ms.append(ms_since(t0))
+            if body["cache"] != "hit":
+                raise RuntimeError(f"station {st.id}: expected a cache hit in process")
+            t0 = time.perf_counter_ns()
+            with engine.begin() as conn:
+                verbatim_hit(conn, st.id, state.settings_key())
+            raw_ms.append(ms_since(t0))
+    finally:
+        engine.dispose()
+    return {
+        "hit_app": Row(
+            "ref: in process, `service_area_collection` hit + `dumps` (no HTTP)",
+            app_ms,
+            "parses the stored GeoJSON, geodesic area, set_precision, serialise",
+        ),
+        "hit_raw": Row(
+            "ref: in process, stored JSON read as text and spliced (proposed, no HTTP)",
+            raw_ms,
+            "one statement: station, live version, `geojson::text`",
+        ),
+    }
 
 
 def bench_areas(
@@ -1020,14 +1187,17 @@ def bench_areas(
         res.rows["pandana_build"] = Row(
             "pandana `Network` on the transposed arcs (precompute, once)", [pan.build_ms]
         )
-    keys = ["pgr", "pgr_bbox", "ours", "iso", "http"]
+    keys = ["pgr", "pgr_bbox", "ours", "iso", "iso_merged", "http"]
     if ig is not None:
         keys.append("igraph")
     if pan is not None:
         keys.append("pandana")
     samples: dict[str, list[float]] = {k: [] for k in keys}
-    worst_pgr = worst_pan = 0.0
-    off_pgr = off_pan = 0
+    cmp_ref: list[Arr] = []
+    cmp_pgr: list[Arr] = []
+    cmp_pan: list[Arr] = []
+    cmp_hops: list[NDArray[np.int64]] = []
+    sym: list[float] = []
     with (
         psycopg.connect(url, autocommit=True) as conn,
         uvicorn_server(url) as base,
@@ -1074,6 +1244,10 @@ def bench_areas(
                 fill_holes_below_m2=FILL_HOLES_BELOW_M2,
             )
             samples["iso"].append(ms_since(t0))
+            t0 = time.perf_counter_ns()
+            alt = merged_polygon(graph, st, AREA_MINUTES)
+            samples["iso_merged"].append(ms_since(t0))
+            sym.append(float(alt.symmetric_difference(polys[0]).area / max(polys[0].area, 1e-30)))
             conn.execute("DELETE FROM service_areas WHERE station_id = %s", (st.id,))
             t0 = time.perf_counter_ns()
             body = get_ok(client, f"/api/v1/stations/{st.id}/service-area", params).json()
@@ -1087,34 +1261,47 @@ def bench_areas(
                 ig.seconds(st.node)
                 samples["igraph"].append(ms_since(t0))
             node_only = multi_source_seconds(graph, [(st.node, 0.0)], budget, reverse=True)
-            diff, one = compare(node_only, pgr, budget)
-            worst_pgr, off_pgr = max(worst_pgr, diff), off_pgr + one
+            cmp_ref.append(node_only)
+            cmp_pgr.append(pgr)
             if pan is not None:
                 t0 = time.perf_counter_ns()
                 got = pan.in_range(st.node, budget)
                 samples["pandana"].append(ms_since(t0))
-                diff, one = compare(node_only, got, budget)
-                worst_pan, off_pan = max(worst_pan, diff), off_pan + one
+                cmp_pan.append(got)
+                cmp_hops.append(tree_hops(graph, [st.node], budget))
             res.reached_nodes.append(int(np.count_nonzero(np.isfinite(secs))))
             res.pieces_area_km2.append(float(body["features"][0]["properties"]["area_km2"]))
             del polys
             if (i + 1) % 10 == 0:
                 log(f"  {i + 1}/{len(sample)} stations")
+        ref_all = np.concatenate(cmp_ref)
+        diff, one = compare(ref_all, np.concatenate(cmp_pgr), budget)
         res.checks.append(
-            (
-                "pgRouting single-source (transposed) vs our search from the same vertex",
-                f"max |Δ| {worst_pgr:.2g} s, {off_pgr} nodes reached by one only",
-                worst_pgr <= TOL_S and off_pgr == 0,
+            Check(
+                "pgRouting single vertex (transposed edges) vs our search from the same vertex",
+                f"max |Δ| {diff:.2g} s, {one} nodes reached by one only",
+                diff <= TOL_S and one == 0,
             )
         )
         if pan is not None:
             res.checks.append(
-                (
-                    "pandana nodes_in_range (transposed) vs our search from the same vertex",
-                    f"max |Δ| {worst_pan:.2g} s, {off_pan} nodes reached by one only",
-                    worst_pan <= TOL_S and off_pan == 0,
+                pandana_check(
+                    "pandana nodes_in_range (transposed arcs) vs our search from the same vertex",
+                    ref_all,
+                    np.concatenate(cmp_pan),
+                    np.concatenate(cmp_hops),
+                    budget,
                 )
             )
+        res.checks.append(
+            Check(
+                "proposed line-merged polygon vs the app's (not counted)",
+                f"symmetric difference: median {statistics.median(sym) * 100:.4f} %, max "
+                f"{max(sym) * 100:.3f} % of the area",
+                statistics.median(sym) <= 1e-4 and max(sym) <= 5e-3,
+                counted=False,
+            )
+        )
 
         log(f"service areas: {args.cached} cached requests")
         for st in sample[:5]:  # warm the connection and code paths
@@ -1139,6 +1326,7 @@ def bench_areas(
         res.cached_n = len(cached)
         res.rows["cached"] = Row("HTTP service area, cached", cached)
         res.rows["floor"] = Row("ref: `GET /healthz` (HTTP floor)", floor)
+        res.rows.update(bench_hits_in_process(url, sample, args.cached))
 
         log(f"isochrones: {args.isochrones} points, {','.join(map(str, ISO_MINUTES))} min")
         iso: list[float] = []
@@ -1163,6 +1351,10 @@ def bench_areas(
     )
     res.rows["iso"] = Row(
         "ours: full `isochrones()` polygon (search + pieces + buffer + union)", samples["iso"]
+    )
+    res.rows["iso_merged"] = Row(
+        "ref: same polygon, pieces joined by `shapely.line_merge` before buffering (proposed)",
+        samples["iso_merged"],
     )
     res.rows["http"] = Row("HTTP service area, cold (cache rows deleted)", samples["http"])
     if ig is not None:
@@ -1368,7 +1560,9 @@ def report(r: Results, mach: dict[str, str], command: str) -> str:
         "in seconds, -1 where forbidden).",
         f"- Stations: the {r.imp.stations} demo stations (`geodata/wuhan_demo_stations.geojson`, "
         f"loaded with `app.stations.importer.import_file`); {cov.stations} snap to an e-bike "
-        f"road within 500 m ({r.unusable} do not), on {cov.start_nodes} distinct start nodes.",
+        f"road within 500 m ({r.unusable} do not), on {cov.start_nodes} distinct start nodes "
+        "(per station, the end of its snapped edge from which it is reached soonest; that is "
+        "the vertex every engine starts from).",
         '- Direction: "minutes to the nearest station" and service areas are worker → '
         "station, the app's reverse search (transposed matrix). pgRouting's drivingDistance is "
         "outbound from its start vertices, so it gets the transposed edges "
@@ -1395,6 +1589,7 @@ def report(r: Results, mach: dict[str, str], command: str) -> str:
         "pandana_build",
         "pandana_pois",
         "pgr",
+        "pgr_exact",
         "igraph",
         "rustworkx",
         "loop",
@@ -1411,7 +1606,17 @@ def report(r: Results, mach: dict[str, str], command: str) -> str:
         f"**{a.first_ms:,.0f} ms**.",
         "",
     ]
-    order = ["pgr", "pgr_bbox", "ours", "iso", "http", "igraph", "pandana", "pandana_build"]
+    order = [
+        "pgr",
+        "pgr_bbox",
+        "ours",
+        "iso",
+        "iso_merged",
+        "http",
+        "igraph",
+        "pandana",
+        "pandana_build",
+    ]
     out += table(
         [a.rows[k] for k in order if k in a.rows], [("p50 ms", 50), ("p95 ms", 95), ("max ms", 100)]
     )
@@ -1421,7 +1626,7 @@ def report(r: Results, mach: dict[str, str], command: str) -> str:
         "",
     ]
     out += table(
-        [a.rows["cached"], a.rows["floor"], a.rows["iso_http"]],
+        [a.rows[k] for k in ("cached", "floor", "hit_app", "hit_raw", "iso_http") if k in a.rows],
         [("p50 ms", 50), ("p95 ms", 95), ("p99 ms", 99)],
     )
     out += [
@@ -1449,39 +1654,88 @@ def report(r: Results, mach: dict[str, str], command: str) -> str:
     for name, value, limit, ok in targets(r):
         out.append(f"| {name} | {value} | {limit} | {verdict(ok)} |")
     out += ["", "| Agreement check | Result | |", "|---|---|---|"]
-    for name, value, ok in cov.checks + a.checks:
-        out.append(f"| {name} | {value} | {verdict(ok)} |")
+    for c in cov.checks + a.checks:
+        cell = c.result.replace("|", "\\|")  # |Δ| must not split the Markdown cell
+        out.append(f"| {c.name} | {cell} | {verdict(c.ok)} |")
     out += findings(r)
     return "\n".join(out).rstrip() + "\n"
 
 
 def findings(r: Results) -> list[str]:
-    """Observations derived from the figures."""
+    """Observations derived from the figures (all numbers are this run's p50s)."""
     cov, a = r.cov.rows, r.areas.rows
-    notes = []
-    iso, ours, http = a["iso"].p50, a["ours"].p50, a["http"].p50
-    notes.append(
-        f"- Cold service area: the search is {ours:.1f} ms of the {iso:.0f} ms polygon build "
-        f"({ours / iso * 100:.0f} %); the rest is cutting, buffering and unioning the reached "
-        f"edge pieces. HTTP adds {http - iso:.0f} ms (snap, cache lookup and insert, GeoJSON, "
-        f"framework). A raw pgRouting call on the whole graph costs {a['pgr'].p50:.0f} ms, "
-        f"mostly reading and building the {r.edges_rows:,}-edge graph on every call; with the "
-        f"edges SQL limited to a box around the station it is {a['pgr_bbox'].p50:.0f} ms."
-    )
+    ours = cov["ours"].p50
+    others = {
+        k: cov[k].p50 for k in ("pandana", "pgr", "pgr_exact", "igraph", "rustworkx") if k in cov
+    }
+    fastest = min(others, key=lambda k: others[k]) if others else ""
+    notes = [
+        f"- Engine: the app's one multi-source csgraph run ({ours:.0f} ms) is the fastest way "
+        "to the all-nodes answer here"
+        + (
+            f"; the next best is {fastest} at {others[fastest]:.0f} ms "
+            f"({others[fastest] / ours:.1f}×)"
+            if fastest
+            else ""
+        )
+        + f", and {cov['loop'].p50 / ours:.0f}× faster than one search per station. "
+        "It needs no precompute beyond the csgraph the process already holds, takes the "
+        "stations' snap offsets (virtual super-source) at no extra cost, and agrees exactly with "
+        "the per-station minimum and with an independent heapq Dijkstra."
+    ]
+    if "pgr_exact" in cov:
+        bad = next((c for c in r.cov.checks if "equicost => true" in c.name), None)
+        notes.append(
+            f"- pgRouting 3.4's `equicost => true` ({cov['pgr'].p50:.0f} ms) does not return the "
+            "minimum over start vertices: "
+            + (bad.result if bad else "see checks")
+            + ". Without equicost and with `min(agg_cost) … GROUP BY node` it agrees with ours "
+            f"to float precision but takes {cov['pgr_exact'].p50 / 1e3:.1f} s (one search per "
+            "start vertex, every (start, node) row materialised)."
+        )
     if "pandana" in cov:
         pre = cov["pandana_build"].p50 + cov["pandana_pois"].p50
         notes.append(
-            f"- pandana answers the all-nodes question in {cov['pandana'].p50:.0f} ms after a "
-            f"{pre / 1e3:.1f} s precompute (contraction hierarchy + POI buckets, repeated "
-            f"whenever the network, the mode or the stations change); the app's single "
-            f"multi-source csgraph run takes {cov['ours'].p50:.0f} ms on the graph it already "
-            f"holds, with no precompute beyond the {r.build.csgraph_s * 1e3:.0f} ms csgraph build."
+            f"- pandana: {cov['pandana'].p50:.0f} ms per all-nodes query (OpenMP, both cores) "
+            f"after {pre / 1e3:.1f} s of precompute (contraction hierarchy + POI buckets), to "
+            "redo whenever the network, the mode or the stations change; its times sit slightly "
+            "below the exact sums (see checks), as if each edge weight were cut to whole "
+            "milliseconds."
         )
+    iso, srch, http, pgr = a["iso"].p50, a["ours"].p50, a["http"].p50, a["pgr"].p50
     notes.append(
-        f"- pgRouting's multi-vertex drivingDistance with equicost took "
-        f"{cov['pgr'].p50 / 1e3:.1f} s for the same answer: "
-        f"{cov['pgr'].p50 / cov['ours'].p50:.0f}× the in-process run."
+        f"- Cold service area: our search is {srch:.1f} ms vs {pgr:.0f} ms for the raw "
+        f"pgRouting call ({a['pgr_bbox'].p50:.0f} ms with a bounding-box edges query), but the "
+        f"polygon build is {iso:.0f} ms, {srch / iso * 100:.0f} % of it the search and the "
+        "rest cutting, buffering and unioning the reached edge pieces; HTTP adds "
+        f"{http - iso:.0f} ms (snap, cache lookup and insert, area, GeoJSON). So the ≤ 2× "
+        "target is decided by the polygon, not by the shortest-path engine."
     )
+    if "iso_merged" in a:
+        gain = iso - a["iso_merged"].p50
+        est = (http - gain) / pgr
+        notes.append(
+            f"- Proposed (app/network/isochrone.py, `polygon_from_pieces`): join the line pieces "
+            f"with `shapely.line_merge` before `shapely.buffer`: polygon p50 {iso:.0f} → "
+            f"{a['iso_merged'].p50:.0f} ms on the same stations. The shape is the same up "
+            "to the arc approximation of the buffers (`quad_segs=4`), see checks; where the "
+            "difference is larger than a few m², a hairline gap between two buffers closes in "
+            "one version and not the other, so a small notch becomes a filled hole in one "
+            "only (neither is more exact than the other). "
+            f"HTTP cold would be about {http - gain:.0f} ms, {est:.2f}× the raw pgRouting call."
+        )
+    if "hit_app" in a and "hit_raw" in a:
+        floor = a["floor"].p50
+        notes.append(
+            f"- Cached service area: {a['cached'].p50:.1f} ms over HTTP, of which the app's hit "
+            f"path is {a['hit_app'].p50:.1f} ms in process: it parses the stored GeoJSON "
+            "(jsonb → dict → shapely), recomputes the geodesic area, rounds every coordinate "
+            "(`set_precision`) and serialises again. Proposed (app/network/service.py): store "
+            "the response-ready feature (rounded geometry and `area_km2`) on a miss and, for "
+            "`coord_sys=wgs84`, return `geojson::text` spliced into the body on a hit: "
+            f"{a['hit_raw'].p50:.1f} ms in process, about {a['hit_raw'].p50 + floor:.1f} ms with "
+            f"the {floor:.1f} ms HTTP floor."
+        )
     return ["", "Findings:", "", *notes]
 
 
@@ -1572,7 +1826,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         write_section(args.write, section)
         log(f"wrote section '{SECTION}' of {args.write}")
-    ok = all(t[3] for t in targets(results)) and all(c[2] for c in cov.checks + areas.checks)
+    checks = [c for c in cov.checks + areas.checks if c.counted]
+    ok = all(t[3] for t in targets(results)) and all(c.ok for c in checks)
     return 0 if ok else 1
 
 

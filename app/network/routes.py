@@ -68,8 +68,6 @@ async def service_area(
 
     def work() -> bytes:
         with db.write() as conn:  # a miss stores the computed rings
-            return dumps(
-                service.service_area_collection(conn, state, station_id, mode, rings, coord_sys)
-            )
+            return service.service_area_response(conn, state, station_id, mode, rings, coord_sys)
 
     return Response(await run_in_threadpool(work), media_type=GeoJSONResponse.media_type)

@@ -21,10 +21,12 @@ from shapely.geometry import mapping, shape
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from app.api.responses import dumps
 from app.errors import InvalidInputError, NotFoundError
 from app.geo import coords
 from app.geo.coords import CoordSys
 from app.network import queries
+from app.network.errors import NoNetworkError
 from app.network.graph import (
     ModeGraph,
     NetworkError,
@@ -202,44 +204,56 @@ def isochrone_collection(
     }
 
 
-def service_area_collection(
+_AREA_LOOKUP = text(
+    """
+SELECT s.lon, s.lat, s.position, v.id AS version,
+       coalesce(c.minutes, '{}') AS minutes, coalesce(c.features, '{}') AS features
+FROM (SELECT ST_X(geom) AS lon, ST_Y(geom) AS lat,
+             ST_X(geom)::text || ',' || ST_Y(geom)::text AS position
+      FROM stations WHERE id = :id) s
+LEFT JOIN network_versions v ON v.is_live
+LEFT JOIN LATERAL (
+    SELECT array_agg(sa.minutes) AS minutes, array_agg(sa.geojson::text) AS features
+    FROM service_areas sa
+    WHERE sa.station_id = :id AND sa.mode = :mode AND sa.network_version = v.id
+      AND sa.position = s.position AND sa.settings = :settings
+      AND sa.minutes = ANY(CAST(:minutes AS smallint[]))
+) c ON true
+"""
+)
+
+
+def service_area_response(
     conn: Connection,
     state: NetworkState,
     station_id: int,
     mode: Mode,
     minutes: list[int],
     coord_sys: CoordSys,
-) -> dict[str, Any]:
-    """From where workers reach the station within each of `minutes`, cached per station
-    position, mode, minutes, network version and travel settings: moving a station or loading
-    another network misses exactly the entries that changed."""
-    row = conn.execute(
-        text("SELECT ST_X(geom), ST_Y(geom) FROM stations WHERE id = :id"), {"id": station_id}
-    ).first()
+) -> bytes:
+    """From where workers reach the station within each of `minutes` (largest ring first), as
+    GeoJSON bytes. Rings are cached as response-ready Features keyed by the station position,
+    mode, minutes, network version and travel settings: moving a station or loading another
+    network misses exactly the entries that changed. A full hit in WGS-84 is one statement
+    whose stored text is spliced into the response unparsed."""
+    settings_key = state.settings_key()
+    row = (
+        conn.execute(
+            _AREA_LOOKUP,
+            {"id": station_id, "mode": mode.value, "settings": settings_key, "minutes": minutes},
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         raise NotFoundError(f"id: no station with id {station_id}", field="id")
-    lon, lat = float(row[0]), float(row[1])
-    loaded, graph = state.get(conn, mode)
-    key = {
-        "station_id": station_id,
-        "mode": mode.value,
-        "network_version": loaded.version_id,
-        "position": f"{lon:.7f},{lat:.7f}",
-        "settings": state.settings_key(),
-    }
-    cached = {
-        int(m): shape(g)
-        for m, g in conn.execute(
-            text(
-                "SELECT minutes, geojson FROM service_areas WHERE station_id = :station_id "
-                "AND mode = :mode AND network_version = :network_version "
-                "AND position = :position AND settings = :settings AND minutes = ANY(:minutes)"
-            ),
-            {**key, "minutes": minutes},
-        )
-    }
-    missing = [m for m in minutes if m not in cached]
+    if row["version"] is None:
+        raise NoNetworkError()
+    stored = dict(zip(row["minutes"], row["features"], strict=True))
+    missing = [m for m in minutes if m not in stored]
     if missing:
+        lon, lat = float(row["lon"]), float(row["lat"])
+        loaded, graph = state.get(conn, mode)
         snap = _snap(conn, state, loaded, mode, lon, lat)
         try:
             polys = isochrones(
@@ -253,24 +267,44 @@ def service_area_collection(
         except NetworkError as exc:
             raise InvalidInputError(exc.detail, field=exc.field) from exc
         for m, poly in zip(missing, polys, strict=True):
-            cached[m] = poly
+            feature_text = json.dumps(_ring_features([poly], [m], mode, "wgs84")[0])
+            stored[m] = feature_text
             conn.execute(
                 text(
                     "INSERT INTO service_areas (station_id, mode, minutes, network_version, "
-                    "position, settings, geojson) VALUES (:station_id, :mode, :m, "
-                    ":network_version, :position, :settings, CAST(:g AS jsonb)) "
-                    "ON CONFLICT DO NOTHING"
+                    "position, settings, geojson) VALUES (:sid, :mode, :m, :v, :position, "
+                    ":settings, CAST(:g AS jsonb)) ON CONFLICT DO NOTHING"
                 ),
-                {**key, "m": m, "g": json.dumps(mapping(poly))},
+                {
+                    "sid": station_id,
+                    "mode": mode.value,
+                    "m": m,
+                    "v": loaded.version_id,
+                    "position": row["position"],
+                    "settings": settings_key,
+                    "g": feature_text,
+                },
             )
-    return {
-        "type": "FeatureCollection",
-        "features": _ring_features([cached[m] for m in minutes], minutes, mode, coord_sys),
-        "station_id": station_id,
-        "network_version": loaded.version_id,
-        "coord_sys": coord_sys,
-        "cache": "hit" if not missing else ("miss" if len(missing) == len(minutes) else "partial"),
-    }
+    ordered = [stored[m] for m in sorted(minutes, reverse=True)]
+    if coord_sys != "wgs84":
+        moved = []
+        for t in ordered:
+            f = json.loads(t)
+            f["geometry"] = _shape_to(shape(f["geometry"]), coord_sys)
+            moved.append(json.dumps(f))
+        ordered = moved
+    cache = "hit" if not missing else ("miss" if len(missing) == len(minutes) else "partial")
+    meta = dumps(
+        {
+            "station_id": station_id,
+            "network_version": int(row["version"]),
+            "coord_sys": coord_sys,
+            "cache": cache,
+        }
+    )
+    return (
+        b'{"type":"FeatureCollection","features":[' + ",".join(ordered).encode() + b"]," + meta[1:]
+    )
 
 
 def network_minutes(
