@@ -36,36 +36,18 @@ import shapely
 from numpy.typing import NDArray
 
 from app.network.errors import NetworkImportError
+from app.network.travel import (
+    DEFAULT_CAR_KMH,
+    EBIKE_CLASSES,
+    EBIKE_PUSH_CLASSES,
+    WALK_CLASSES,
+)
 
 #: Highway classes stored for routing: every class some travel mode may use (see
 #: app/network/travel.py). Anything else (`construction`, `proposed`, `platform`, `raceway`,
 #: `busway`, `elevator`, `via_ferrata`, non-standard values…) is skipped and counted.
-ROUTABLE_HIGHWAYS: frozenset[str] = frozenset(
-    {
-        "motorway",
-        "motorway_link",
-        "trunk",
-        "trunk_link",
-        "primary",
-        "primary_link",
-        "secondary",
-        "secondary_link",
-        "tertiary",
-        "tertiary_link",
-        "unclassified",
-        "residential",
-        "living_street",
-        "service",
-        "road",
-        "pedestrian",
-        "track",
-        "footway",
-        "path",
-        "cycleway",
-        "steps",
-        "bridleway",
-        "corridor",
-    }
+ROUTABLE_HIGHWAYS: frozenset[str] = (
+    WALK_CLASSES | EBIKE_CLASSES | EBIKE_PUSH_CLASSES | frozenset(DEFAULT_CAR_KMH)
 )
 #: The class of an edge whose file gives none (OSM's "road of unknown classification").
 UNKNOWN_HIGHWAY = "road"
