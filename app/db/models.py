@@ -276,7 +276,8 @@ class ServiceArea(Base):
     position: Mapped[str] = mapped_column(Text, primary_key=True)
     #: Digest of the travel settings (speeds, classes) it was computed with.
     settings: Mapped[str] = mapped_column(Text, primary_key=True)
-    geojson: Mapped[dict[str, object]] = mapped_column(JSONB)
+    #: The response-ready GeoJSON Feature of the ring (WGS-84), spliced into responses as is.
+    geojson: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (CheckConstraint("minutes BETWEEN 1 AND 60", name="minutes"),)

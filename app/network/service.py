@@ -213,7 +213,7 @@ FROM (SELECT ST_X(geom) AS lon, ST_Y(geom) AS lat,
       FROM stations WHERE id = :id) s
 LEFT JOIN network_versions v ON v.is_live
 LEFT JOIN LATERAL (
-    SELECT array_agg(sa.minutes) AS minutes, array_agg(sa.geojson::text) AS features
+    SELECT array_agg(sa.minutes) AS minutes, array_agg(sa.geojson) AS features
     FROM service_areas sa
     WHERE sa.station_id = :id AND sa.mode = :mode AND sa.network_version = v.id
       AND sa.position = s.position AND sa.settings = :settings
@@ -273,7 +273,7 @@ def service_area_response(
                 text(
                     "INSERT INTO service_areas (station_id, mode, minutes, network_version, "
                     "position, settings, geojson) VALUES (:sid, :mode, :m, :v, :position, "
-                    ":settings, CAST(:g AS jsonb)) ON CONFLICT DO NOTHING"
+                    ":settings, :g) ON CONFLICT DO NOTHING"
                 ),
                 {
                     "sid": station_id,
