@@ -34,17 +34,14 @@ import os
 import platform
 import random
 import re
-import secrets
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -56,6 +53,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
+from benchlib import uvicorn_server  # noqa: E402
 from psycopg import sql  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -574,70 +572,6 @@ def check_same_answers(runners: dict[str, Runner], points: list[Point]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# uvicorn
-# --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def uvicorn_server(database_url: str) -> Iterator[str]:
-    """Run `uvicorn app.main:app` (one worker, no access log) and yield its base URL."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "ADMIN_TOKEN": secrets.token_urlsafe(24),
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app.main:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with code {proc.returncode}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not become ready within 60 s")
-            time.sleep(0.2)
-        log(f"uvicorn pid {proc.pid} ready on port {port}")
-        yield base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log(f"uvicorn pid {proc.pid} stopped")
-
-
-# --------------------------------------------------------------------------------------------
 # Measuring
 # --------------------------------------------------------------------------------------------
 
@@ -784,7 +718,7 @@ def bench_size(url: str, n: int, args: argparse.Namespace) -> SizeResult:
     load = loadavg()
     with (
         raw_connect(url, schema, "yizhan-bench-raw") as conn,
-        uvicorn_server(url) as base,
+        uvicorn_server(url, log) as base,
         httpx.Client(base_url=base, timeout=120) as client,
     ):
         runners: dict[str, Runner] = {}

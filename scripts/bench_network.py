@@ -51,10 +51,8 @@ import math
 import os
 import platform
 import random
-import secrets
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -73,6 +71,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
+from benchlib import get_ok, uvicorn_server  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
 from psycopg import sql  # noqa: E402
 from scipy.sparse.csgraph import dijkstra  # noqa: E402
@@ -982,80 +981,6 @@ def bench_coverage(
 
 
 # --------------------------------------------------------------------------------------------
-# uvicorn
-# --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def uvicorn_server(database_url: str) -> Iterator[str]:
-    """Run `uvicorn app.main:app` (one worker, no access log, no hours refresher) and yield
-    its base URL; stopped (by its own pid) on exit."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "ADMIN_TOKEN": secrets.token_urlsafe(24),
-        "YIZHAN_HOURS_AUTO_REFRESH": "false",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app.main:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with code {proc.returncode}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not become ready within 60 s")
-            time.sleep(0.2)
-        log(f"uvicorn pid {proc.pid} ready on port {port}")
-        yield base
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log(f"uvicorn pid {proc.pid} stopped")
-
-
-def get_ok(client: httpx.Client, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
-    """GET, body read, 200 required."""
-    resp = client.get(path, params=params)
-    if resp.status_code != 200:
-        raise RuntimeError(f"GET {path} → HTTP {resp.status_code}: {resp.text[:300]}")
-    return resp
-
-
-# --------------------------------------------------------------------------------------------
 # 2–4. Service areas and isochrones
 # --------------------------------------------------------------------------------------------
 
@@ -1164,7 +1089,7 @@ def bench_areas(
     sym: list[float] = []
     with (
         psycopg.connect(url, autocommit=True) as conn,
-        uvicorn_server(url) as base,
+        uvicorn_server(url, log, {"YIZHAN_HOURS_AUTO_REFRESH": "false"}) as base,
         httpx.Client(base_url=base, timeout=300) as client,
     ):
         conn.execute("SET statement_timeout = '120s'")

@@ -49,12 +49,15 @@ def test_courier_page_says_when_hours_are_not_ready(client, conn):
     assert "找到" in r.text
 
 
-def test_map_page_serves_leaflet_from_this_server(client, monkeypatch, tmp_path):
+def test_map_page_serves_leaflet_from_this_server(client, monkeypatch):
     from app.web import assets
 
-    folder = assets.ensure_leaflet(tmp_path / "leaflet")  # real fetch from the registry
+    folder = assets.ensure_leaflet()  # what `yizhan web assets` does (real registry fetch)
     assert (folder / "leaflet.js").read_text("utf-8").lstrip().startswith("/* @preserve")
     assert (folder / "images" / "marker-icon.png").is_file()
+    served = client.get("/static/leaflet/leaflet.js")
+    assert served.status_code == 200
+    assert served.content == (folder / "leaflet.js").read_bytes()
     page = client.get("/map")
     assert page.status_code == 200
     assert '<script src="/static/leaflet/leaflet.js">' in page.text
@@ -66,11 +69,12 @@ def test_map_page_serves_leaflet_from_this_server(client, monkeypatch, tmp_path)
     assert "yizhan web assets" in client.get("/map").text
 
 
-def test_map_page_with_amap_tiles_asks_for_gcj02(settings, conn):
+def test_map_page_with_amap_tiles_asks_for_gcj02(settings, conn, monkeypatch):
     from fastapi.testclient import TestClient
 
     from app.main import create_app
 
+    monkeypatch.setattr("app.web.routes.leaflet_ready", lambda: True)
     app = create_app(settings.model_copy(update={"tiles": "amap"}))
     with TestClient(app) as tc:
         page = tc.get("/map").text

@@ -1,0 +1,90 @@
+"""What the benchmark scripts share: a real uvicorn serving the app on a free port."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    """A TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def uvicorn_server(
+    database_url: str, log: Callable[[str], None], extra_env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Run `uvicorn app.main:app` (one worker, no access log) with `extra_env` and yield its
+    base URL; stopped (by its own pid) on exit."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "ADMIN_TOKEN": secrets.token_urlsafe(24),
+        **(extra_env or {}),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "app.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"uvicorn exited with code {proc.returncode}")
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not become ready within 60 s")
+            time.sleep(0.2)
+        log(f"uvicorn pid {proc.pid} ready on port {port}")
+        yield base
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log(f"uvicorn pid {proc.pid} stopped")
+
+
+def get_ok(client: httpx.Client, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+    """GET, body read, 200 required."""
+    resp = client.get(path, params=params)
+    if resp.status_code != 200:
+        raise RuntimeError(f"GET {path} → HTTP {resp.status_code}: {resp.text[:300]}")
+    return resp
