@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
-from benchlib import uvicorn_server  # noqa: E402
+from benchlib import code_version, loadavg, uvicorn_server, write_section  # noqa: E402
 from psycopg import sql  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -694,12 +694,6 @@ class SizeResult:
     revision: str
 
 
-def loadavg() -> str:
-    """The 1/5/15-minute load averages (other work on the machine skews latencies)."""
-    path = Path("/proc/loadavg")
-    return " / ".join(path.read_text().split()[:3]) if path.exists() else "n/a"
-
-
 def bench_size(url: str, n: int, args: argparse.Namespace) -> SizeResult:
     """Prepare data for N, start the server and measure all variants."""
     t_start = time.perf_counter()
@@ -743,26 +737,6 @@ def bench_size(url: str, n: int, args: argparse.Namespace) -> SizeResult:
 # --------------------------------------------------------------------------------------------
 # Report
 # --------------------------------------------------------------------------------------------
-
-
-def code_version() -> str:
-    """The checked-out commit and whether app/ differs from it (read-only git calls)."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "app"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"commit {head}" + (" with uncommitted changes in app/" if dirty else ", app/ clean")
 
 
 def machine(url: str) -> dict[str, str]:
@@ -965,30 +939,6 @@ def report(results: list[SizeResult], mach: dict[str, str], command: str) -> str
     return "\n".join(out).rstrip() + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the '## Nearest stations' section, keeping the rest of the file."""
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-    else:
-        text = (
-            "# Benchmarks\n\nMeasured performance of yizhan. Each section is written by the "
-            "script named in it; re-run that script to refresh it.\n"
-        )
-    lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == f"## {SECTION}"), None)
-    if start is None:
-        new = text.rstrip() + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        before = "\n".join(lines[:start]).rstrip()
-        after = "\n".join(lines[end:]).strip()
-        new = (before + "\n\n" if before else "") + section + ("\n" + after + "\n" if after else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new, encoding="utf-8")
-
-
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
@@ -1040,7 +990,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(results, mach, command.strip())
     print(section)
     if args.write:
-        write_section(args.write, section)
+        write_section(args.write, SECTION, section)
         log(f"wrote section '{SECTION}' of {args.write}")
     passed = all(all(size_markdown(r)[1]) for r in results)
     return 0 if passed else 1

@@ -71,7 +71,13 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
 import psycopg  # noqa: E402
-from benchlib import get_ok, uvicorn_server  # noqa: E402
+from benchlib import (  # noqa: E402
+    code_version,
+    get_ok,
+    loadavg,
+    uvicorn_server,
+    write_section,
+)
 from numpy.typing import NDArray  # noqa: E402
 from psycopg import sql  # noqa: E402
 from scipy.sparse.csgraph import dijkstra  # noqa: E402
@@ -1264,26 +1270,6 @@ def bench_areas(
 # --------------------------------------------------------------------------------------------
 
 
-def code_version() -> str:
-    """The checked-out commit and whether app/ differs from it (read-only git calls)."""
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "app"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"commit {head}" + (" with uncommitted changes in app/" if dirty else ", app/ clean")
-
-
 def machine(url: str, pgr_version: str) -> dict[str, str]:
     """CPU, RAM, server and library versions for the report."""
     cpu = "unknown"
@@ -1323,12 +1309,6 @@ def machine(url: str, pgr_version: str) -> dict[str, str]:
 def verdict(ok: bool) -> str:
     """PASS / FAIL marker."""
     return "PASS" if ok else "**FAIL**"
-
-
-def loadavg() -> str:
-    """The 1/5/15-minute load averages (other work on the machine skews latencies)."""
-    path = Path("/proc/loadavg")
-    return " / ".join(path.read_text().split()[:3]) if path.exists() else "n/a"
 
 
 @dataclass
@@ -1633,30 +1613,6 @@ def findings(r: Results) -> list[str]:
     return ["", "Findings:", "", *notes]
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace (or append) the '## Road network' section, keeping the rest of the file."""
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-    else:
-        text = (
-            "# Benchmarks\n\nMeasured performance of yizhan. Each section is written by the "
-            "script named in it; re-run that script to refresh it.\n"
-        )
-    lines = text.splitlines()
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == f"## {SECTION}"), None)
-    if start is None:
-        new = text.rstrip() + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        before = "\n".join(lines[:start]).rstrip()
-        after = "\n".join(lines[end:]).strip()
-        new = (before + "\n\n" if before else "") + section + ("\n" + after + "\n" if after else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new, encoding="utf-8")
-
-
 # --------------------------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------------------------
@@ -1718,7 +1674,7 @@ def main(argv: list[str] | None = None) -> int:
     section = report(results, mach, command.strip())
     print(section)
     if args.write:
-        write_section(args.write, section)
+        write_section(args.write, SECTION, section)
         log(f"wrote section '{SECTION}' of {args.write}")
     checks = [c for c in cov.checks + areas.checks if c.counted]
     ok = all(t[3] for t in targets(results)) and all(c.ok for c in checks)

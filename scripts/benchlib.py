@@ -88,3 +88,53 @@ def get_ok(client: httpx.Client, path: str, params: dict[str, Any] | None = None
     if resp.status_code != 200:
         raise RuntimeError(f"GET {path} → HTTP {resp.status_code}: {resp.text[:300]}")
     return resp
+
+
+def code_version() -> str:
+    """The checked-out commit and whether app/ differs from it (read-only git calls)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "app"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"commit {head}" + (" with uncommitted changes in app/" if dirty else ", app/ clean")
+
+
+def loadavg() -> str:
+    """The 1/5/15-minute load averages (other work on the machine skews latencies)."""
+    path = Path("/proc/loadavg")
+    return " / ".join(path.read_text().split()[:3]) if path.exists() else "n/a"
+
+
+def write_section(path: Path, title: str, section: str) -> None:
+    """Replace (or append) the `## {title}` section of a Markdown file, keeping the rest."""
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+    else:
+        text = (
+            "# Benchmarks\n\nMeasured performance of yizhan. Each section is written by the "
+            "script named in it; re-run that script to refresh it.\n"
+        )
+    lines = text.splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.strip() == f"## {title}"), None)
+    if start is None:
+        new = text.rstrip() + "\n\n" + section
+    else:
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        before = "\n".join(lines[:start]).rstrip()
+        after = "\n".join(lines[end:]).strip()
+        new = (before + "\n\n" if before else "") + section + ("\n" + after + "\n" if after else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new, encoding="utf-8")
