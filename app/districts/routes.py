@@ -1,0 +1,102 @@
+"""District HTTP routes: read outlines (public), replace them (admin). No SQL here."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from app.api.responses import GeoJSONResponse, JSONBytesResponse
+from app.api.security import AdminDep
+from app.db.engine import ConnDep
+from app.districts import service
+from app.stations.routes import CoordSysQ
+
+router = APIRouter(prefix="/api/v1", tags=["districts"])
+
+#: The upload path; the body-size middleware allows it `YIZHAN_MAX_UPLOAD_BYTES` (20 MiB by
+#: default) instead of the 64 KiB every other request gets (see app/main.py).
+UPLOAD_PATH = "/api/v1/districts"
+UPLOAD_METHOD = "PUT"
+
+SimplifyQ = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="Simplify outlines for display, tolerance in metres (0: as stored). "
+        "Each district is simplified on its own; areas are always of the stored outline.",
+    ),
+]
+
+
+@router.get(
+    "/districts",
+    summary="District outlines as a GeoJSON FeatureCollection",
+    response_class=GeoJSONResponse,
+)
+def list_districts(
+    conn: ConnDep, coord_sys: CoordSysQ = "wgs84", simplify: SimplifyQ = 0.0
+) -> GeoJSONResponse:
+    return GeoJSONResponse(service.feature_collection(conn, coord_sys, simplify))
+
+
+@router.get("/districts/{code}", summary="One district outline", response_class=GeoJSONResponse)
+def get_district(
+    conn: ConnDep,
+    code: Annotated[str, Path(max_length=12, description="6, 9 or 12-digit code")],
+    coord_sys: CoordSysQ = "wgs84",
+    simplify: SimplifyQ = 0.0,
+) -> GeoJSONResponse:
+    return GeoJSONResponse(service.feature(conn, code, coord_sys, simplify))
+
+
+_UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "application/geo+json": {
+            "schema": {
+                "type": "object",
+                "description": "FeatureCollection; each Feature: Polygon or MultiPolygon, "
+                "properties code (6/9/12 digits, unique), name (1-100 characters), optional "
+                "name_en and parent_code",
+            }
+        }
+    },
+}
+
+
+@router.put(
+    "/districts",
+    summary="Upload district outlines (replace all, or upsert by code), then re-assign "
+    "every station's district",
+    dependencies=[AdminDep],
+    openapi_extra={"requestBody": _UPLOAD_BODY},
+)
+async def put_districts(
+    request: Request,
+    coord_sys: CoordSysQ = "wgs84",
+    mode: Annotated[
+        Literal["replace", "upsert"],
+        Query(description="replace: the table becomes exactly the upload; upsert: by code"),
+    ] = "replace",
+    source: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="Provenance label stored with each"),
+    ] = None,
+) -> JSONBytesResponse:
+    # The admin check runs before the body is read (there is no body parameter), so without
+    # the token a large upload is refused with 401 and never read or parsed.
+    body = await request.body()
+    db = request.app.state.db
+    label = service.source_label(source, coord_sys)
+
+    def work() -> dict[str, object]:
+        districts = service.parse_json(body, coord_sys)  # all validated before any write
+        with db.write() as conn:
+            result = service.load(conn, districts, label, replace=mode == "replace")
+        return {**result.as_dict(), "coord_sys": coord_sys}
+
+    return JSONBytesResponse(await run_in_threadpool(work))
