@@ -1,0 +1,1 @@
+"""Vector tiles (Mapbox Vector Tile) of stations and coverage cells, made by PostGIS."""
