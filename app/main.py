@@ -16,7 +16,14 @@ from app import __version__
 from app.api.limits import BodySizeLimit
 from app.api.responses import JSONBytesResponse
 from app.config import Settings, get_settings
+from app.coverage.routes import router as coverage_router
+from app.coverage.service import CoverageEngine
 from app.db.engine import Database, make_engine
+from app.demand.routes import UPLOAD_METHOD as DEMAND_UPLOAD_METHOD
+from app.demand.routes import UPLOAD_PATH_PREFIX as DEMAND_UPLOAD_PREFIX
+from app.demand.routes import router as demand_router
+from app.districts.routes import UPLOAD_METHOD, UPLOAD_PATH
+from app.districts.routes import router as districts_router
 from app.errors import install_error_handlers
 from app.hours import store as hours_store
 from app.network.routes import router as network_router
@@ -25,6 +32,7 @@ from app.network.travel import DEFAULT_CAR_KMH, TravelSettings
 from app.reports.routes import router as reports_router
 from app.reports.service import ReportLimiter
 from app.stations.routes import router as stations_router
+from app.tiles.routes import router as tiles_router
 from app.web.assets import LEAFLET_DIR
 from app.web.routes import router as web_router
 
@@ -61,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if refresher is not None:
                 refresher.cancel()
+            app.state.coverage.shutdown()
             engine.dispose()
 
     app = FastAPI(
@@ -82,14 +91,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             car_kmh_by_class={**DEFAULT_CAR_KMH, **settings.car_kmh},
         )
     )
+    app.state.coverage = CoverageEngine(
+        app.state.network, keep=settings.coverage_keep_runs, wait_s=settings.coverage_wait_s
+    )
     app.state.report_limiter = ReportLimiter(
         settings.report_rate_limit, settings.rate_limit_storage
     )
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        large_bodies={
+            (UPLOAD_METHOD, UPLOAD_PATH): settings.max_upload_bytes,
+            (DEMAND_UPLOAD_METHOD, DEMAND_UPLOAD_PREFIX): settings.max_upload_bytes,
+        },
+    )
     install_error_handlers(app)
     app.include_router(stations_router)
     app.include_router(reports_router)
     app.include_router(network_router)
+    app.include_router(demand_router)
+    app.include_router(coverage_router)
+    app.include_router(districts_router)
+    app.include_router(tiles_router)
     app.include_router(web_router)
     # Leaflet, fetched into .cache/ by `yizhan web assets`; the map page says so when missing
     LEAFLET_DIR.mkdir(parents=True, exist_ok=True)

@@ -372,9 +372,7 @@ class CoverageRun(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    __table_args__ = (
-        CheckConstraint("status IN ('running', 'done', 'failed')", name="status"),
-    )
+    __table_args__ = (CheckConstraint("status IN ('running', 'done', 'failed')", name="status"),)
 
 
 class CoverageCell(Base):

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.engine import Connection
 
+from app.api.responses import GeoJSONResponse
+from app.coverage import derive, maps
+from app.coverage import service as coverage_service
+from app.coverage.service import (
+    MAX_TARGET_MINUTES,
+    CoverageEngine,
+    Params,
+    Pending,
+    Run,
+    make_params,
+)
 from app.db.engine import ConnDep
-from app.errors import InvalidInputError
+from app.errors import DomainError, InvalidInputError, status_for
 from app.geo import coords
 from app.hours import store as hours_store
+from app.network.errors import NoNetworkError
 from app.stations import queries, service
 from app.stations.vocab import AMENITIES, AMENITY_CODES, DEFAULT_VISIBLE_STATUSES, HOST_TYPES
 from app.web.assets import leaflet_ready
@@ -160,4 +178,419 @@ def map_page(
             "center": center,
             "leaflet_ready": leaflet_ready(),
         },
+    )
+
+
+# -- planner page ----------------------------------------------------------------------------
+
+PLANNER_MODES = ("walk", "ebike", "car")
+PLANNER_RESOLUTIONS = (8, 9, 10)
+PLANNER_SUGGEST = (0, 3, 5, 10)
+_LAYER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_DISTRICT_CODE = re.compile(r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$")
+
+
+@dataclass(frozen=True)
+class PlannerQuery:
+    """The planner page's GET parameters, checked; `error` names the first bad one (the
+    others keep their defaults)."""
+
+    mode: str = "walk"
+    minutes: int = 15
+    district: str | None = None
+    weight: str = "road"
+    resolution: int = 9
+    suggest: int = 0
+    lang: str = "zh"
+    tiles: str = "osm"
+    error: str | None = None
+
+    def params(self) -> Params:
+        return make_params(
+            mode=self.mode, minutes=self.minutes, resolution=self.resolution, weight=self.weight
+        )
+
+    def query(self) -> dict[str, str]:
+        """As URL parameters (for download links and the other language)."""
+        out = {
+            "mode": self.mode,
+            "minutes": str(self.minutes),
+            "district": self.district or "",
+            "weight": self.weight,
+            "resolution": str(self.resolution),
+            "lang": self.lang,
+            "tiles": self.tiles,
+        }
+        if self.suggest:
+            out["suggest"] = str(self.suggest)
+        return out
+
+
+def planner_query(
+    request: Request,
+    mode: Annotated[str, Query(max_length=10)] = "walk",
+    minutes: Annotated[str, Query(max_length=10)] = "15",
+    district: Annotated[str, Query(max_length=20)] = "",
+    weight: Annotated[str, Query(max_length=40)] = "road",
+    resolution: Annotated[str, Query(max_length=10)] = "9",
+    suggest: Annotated[str, Query(max_length=10)] = "0",
+    lang: Annotated[str, Query(max_length=5)] = "zh",
+    tiles: Annotated[str | None, Query(max_length=10)] = None,
+) -> PlannerQuery:
+    """Parse leniently: a bad value becomes the default and an error message (never a 422
+    page)."""
+    lang = "en" if lang == "en" else "zh"
+    errors: list[str] = []
+    if mode not in PLANNER_MODES:
+        errors.append(f"mode: one of {', '.join(PLANNER_MODES)}")
+        mode = "walk"
+    try:
+        target = int(minutes)
+        if not 1 <= target <= MAX_TARGET_MINUTES:
+            raise ValueError
+    except ValueError:
+        errors.append(f"minutes: whole minutes 1..{MAX_TARGET_MINUTES}")
+        target = 15
+    code = district.strip() or None
+    if code is not None and not _DISTRICT_CODE.match(code):
+        errors.append("district: a 6-, 9- or 12-digit code")
+        code = None
+    if not _LAYER_NAME.match(weight):
+        errors.append("weight: road, area or an imported demand layer")
+        weight = "road"
+    try:
+        res = int(resolution)
+        if res not in PLANNER_RESOLUTIONS:
+            raise ValueError
+    except ValueError:
+        errors.append(f"resolution: one of {', '.join(map(str, PLANNER_RESOLUTIONS))}")
+        res = 9
+    try:
+        k = int(suggest)
+        if not 0 <= k <= max(PLANNER_SUGGEST):
+            raise ValueError
+    except ValueError:
+        errors.append(f"suggest: 0..{max(PLANNER_SUGGEST)}")
+        k = 0
+    tiles = tiles if tiles in TILES else request.app.state.settings.tiles
+    return PlannerQuery(
+        mode=mode,
+        minutes=target,
+        district=code,
+        weight=weight,
+        resolution=res,
+        suggest=k,
+        lang=lang,
+        tiles=str(tiles),
+        error="; ".join(errors) or None,
+    )
+
+
+PlannerQueryDep = Annotated[PlannerQuery, Depends(planner_query)]
+
+
+def planner_run(request: Request, conn: Connection, q: PlannerQuery) -> Run | Pending:
+    """The coverage run for the page's parameters (the same engine and cache as the API);
+    a district the run does not know is a NotFoundError."""
+    engine: CoverageEngine = request.app.state.coverage
+    inputs = engine.read_inputs(conn, q.params(), time_zone=request.app.state.settings.time_zone)
+    result = engine.get(inputs)
+    if isinstance(result, Run):
+        result.district_mask(q.district)  # validates the code
+    return result
+
+
+def district_rows(run: Run, lang: str) -> list[dict[str, Any]]:
+    """One row per district: the numbers of `run.summary()` the table, CSV and GeoJSON
+    show."""
+    summary = run.summary()
+    return [_table_row(run, r, lang) for r in summary["districts"]]
+
+
+def _table_row(run: Run, r: dict[str, Any], lang: str) -> dict[str, Any]:
+    target = run.params.minutes
+    within = {w["minutes"]: w for w in r["within"]}
+    name = (r.get("name_en") if lang == "en" else None) or r.get("name") or ""
+    return {
+        "code": r.get("code"),
+        "name": r.get("name"),
+        "name_en": r.get("name_en"),
+        "label": name,
+        "area_km2": r["area_km2"],
+        "demand": r["demand"],
+        "demand_unit": run.unit["en" if lang == "en" else "zh"],
+        **{f"demand_share_within_{b}min": within[b]["demand_share"] for b in run.params.bands},
+        f"area_share_within_{target}min": within[target]["area_share"],
+        "stations": r["stations"],
+        "stations_per_10k_demand": r["stations_per_10k_demand"],
+        "overdense_cells": r["overdense_cells"],
+        "uncovered_demand": r["uncovered_demand"],
+        "median_minutes": r["median_minutes"],
+    }
+
+
+def _csv_response(rows: list[dict[str, Any]], columns: list[str], filename: str) -> Response:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
+    w.writeheader()
+    w.writerows(rows)
+    # BOM: Excel and WPS, what planners open CSV with, need it to read UTF-8 Chinese
+    return Response(
+        "\ufeff" + buf.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _filename(q: PlannerQuery, kind: str, ext: str) -> str:
+    where = f"-{q.district}" if q.district else ""
+    return f"yizhan-{kind}-{q.mode}-{q.minutes}min-r{q.resolution}{where}.{ext}"
+
+
+def _download_run(request: Request, conn: Connection, q: PlannerQuery) -> Run | Response:
+    """The run for a download, or the response to send instead (bad input, computing)."""
+    if q.error:
+        raise InvalidInputError(q.error, field=q.error.split(":", 1)[0])
+    result = planner_run(request, conn, q)
+    if isinstance(result, Pending):
+        t = texts(q.lang)
+        p = result.progress
+        return PlainTextResponse(
+            t["pl_computing"].format(
+                stage=p.get("stage", ""), done=p.get("done", 0), total=p.get("total", 0)
+            ),
+            status_code=202,
+            headers={"Retry-After": "3"},
+        )
+    return result
+
+
+def _suggestions(run: Run, q: PlannerQuery) -> list[dict[str, Any]] | None:
+    if not q.suggest:
+        return None
+    picks: list[dict[str, Any]] = coverage_service.suggest(run, q.suggest, district=q.district)[
+        "picks"
+    ]
+    return picks
+
+
+@router.get("/planner", response_class=HTMLResponse, name="planner")
+def planner_page(request: Request, conn: ConnDep, q: PlannerQueryDep) -> HTMLResponse:
+    """Planner page: the coverage map of a mode and target, the district table, downloads."""
+    t = texts(q.lang)
+    other = "zh" if q.lang == "en" else "en"
+    ctx: dict[str, Any] = {
+        "t": t,
+        "lang": q.lang,
+        "q": q,
+        "modes": PLANNER_MODES,
+        "resolutions": PLANNER_RESOLUTIONS,
+        "suggest_options": PLANNER_SUGGEST,
+        "other_lang_url": str(request.url.include_query_params(lang=other)),
+        "districts": [],
+        "error": q.error,
+        "pending": None,
+        "run": None,
+    }
+    status = 422 if q.error else 200
+    if q.error is None:
+        try:
+            result = planner_run(request, conn, q)
+        except NoNetworkError:
+            ctx["error"] = t["pl_no_network"]
+            status = 409
+        except DomainError as exc:
+            ctx["error"] = exc.detail
+            status = status_for(exc)
+        else:
+            if isinstance(result, Pending):
+                p = result.progress
+                ctx["pending"] = t["pl_computing"].format(
+                    stage=p.get("stage", ""), done=p.get("done", 0), total=p.get("total", 0)
+                )
+            else:
+                ctx.update(_planner_context(request, result, q))
+    return TEMPLATES.TemplateResponse(request, "planner.html", ctx, status_code=status)
+
+
+def _planner_context(request: Request, run: Run, q: PlannerQuery) -> dict[str, Any]:
+    t = texts(q.lang)
+    ul = "en" if q.lang == "en" else "zh"
+    summary = run.summary(q.district)
+    focus = summary["district"] if q.district else summary["overall"]
+    within = {w["minutes"]: w for w in focus["within"]}
+    rows = district_rows(run, q.lang)
+    overall = _table_row(run, summary["overall"], q.lang)
+    overall["label"] = t["pl_row_all"]
+    ready = maps.assets_ready()
+    parts = None
+    if ready:
+        m = maps.planner_map(
+            run,
+            district=q.district,
+            tiles=q.tiles,
+            lang=q.lang,
+            suggestions=_suggestions(run, q),
+            leaflet_base="/static/leaflet",
+        )
+        parts = maps.map_parts(m)
+    query = q.query()
+
+    def link(name: str) -> str:
+        return str(request.url_for(name).include_query_params(**query))
+
+    names = {
+        code: (run.district_names[i][1] if ul == "en" else None) or run.district_names[i][0]
+        for i, code in enumerate(run.district_codes)
+    }
+    return {
+        "run": run,
+        "districts": list(names.items()),
+        "map_ready": ready,
+        "map": parts,
+        "rows": rows,
+        "overall": overall,
+        "bands": run.params.bands,
+        "target": run.params.minutes,
+        "unit": run.unit[ul],
+        "outside": summary["outside_districts"],
+        "headline": t["pl_headline"].format(
+            mode=t[q.mode],
+            m=run.params.minutes,
+            share=_share(within[run.params.minutes]["demand_share"]),
+            stations=focus["stations"],
+            median="–" if focus["median_minutes"] is None else f"{focus['median_minutes']:.1f}",
+        ),
+        "intro": t["pl_intro"].format(weight=t.get(f"pl_weight_{q.weight}", q.weight)),
+        "notes": t["pl_notes"].format(
+            n=derive.DEFAULT_DENSE_N,
+            dm=f"{run.params.dense_minutes:g}",
+            p=f"{derive.DEFAULT_REDUNDANT_PCT:g}",
+            m=run.params.minutes,
+            pm=f"{derive.DEFAULT_PAIR_MINUTES:g}",
+        ),
+        "downloads": [
+            (t["pl_dl_districts_csv"], link("planner_districts_csv")),
+            (t["pl_dl_districts_geojson"], link("planner_districts_geojson")),
+            (t["pl_dl_cells_csv"], link("planner_cells_csv")),
+            (t["pl_dl_cells_geojson"], link("planner_cells_geojson")),
+            (t["pl_dl_map"], link("planner_map_html")),
+        ],
+    }
+
+
+def _share(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+@router.get("/planner/districts.csv", name="planner_districts_csv")
+def planner_districts_csv(request: Request, conn: ConnDep, q: PlannerQueryDep) -> Response:
+    """The district table as CSV (UTF-8 with BOM), one row per district."""
+    run = _download_run(request, conn, q)
+    if not isinstance(run, Run):
+        return run
+    rows = district_rows(run, q.lang)
+    columns = [c for c in (rows[0] if rows else _table_row_keys(run)) if c != "label"]
+    return _csv_response(rows, columns, _filename(q, "districts", "csv"))
+
+
+def _table_row_keys(run: Run) -> list[str]:
+    return list(_table_row(run, run.summary()["overall"], "zh"))
+
+
+@router.get("/planner/districts.geojson", name="planner_districts_geojson")
+def planner_districts_geojson(request: Request, conn: ConnDep, q: PlannerQueryDep) -> Response:
+    """The district table as GeoJSON: each district's outline (WGS-84) with its numbers."""
+    run = _download_run(request, conn, q)
+    if not isinstance(run, Run):
+        return run
+    feats = []
+    for i, row in enumerate(district_rows(run, q.lang)):
+        props = {k: v for k, v in row.items() if k != "label"}
+        feats.append(
+            {
+                "type": "Feature",
+                "id": row["code"],
+                "geometry": coverage_service.geometry_to(run.district_geoms[i], "wgs84"),
+                "properties": props,
+            }
+        )
+    body = {"type": "FeatureCollection", "features": feats, **run.meta(), "coord_sys": "wgs84"}
+    return GeoJSONResponse(
+        body,
+        headers={
+            "Content-Disposition": f'attachment; filename="{_filename(q, "districts", "geojson")}"'
+        },
+    )
+
+
+_CELL_COLUMNS = [
+    "h3",
+    "lon",
+    "lat",
+    "district",
+    "minutes",
+    "band",
+    "weight",
+    "area_km2",
+    "multiplicity",
+    "dense_count",
+    "nearest_station",
+]
+
+
+@router.get("/planner/cells.csv", name="planner_cells_csv")
+def planner_cells_csv(request: Request, conn: ConnDep, q: PlannerQueryDep) -> Response:
+    """The cells (of the district, or all) as CSV: centre WGS-84, minutes, band, demand."""
+    run = _download_run(request, conn, q)
+    if not isinstance(run, Run):
+        return run
+    idx = np.flatnonzero(run.district_mask(q.district))  # the order of cell_features
+    feats = run.cell_features(q.district, "wgs84")
+    rows = [
+        {
+            **f["properties"],
+            "lon": round(float(run.grid.lon[i]), 7),
+            "lat": round(float(run.grid.lat[i]), 7),
+        }
+        for i, f in zip(idx.tolist(), feats, strict=True)
+    ]
+    return _csv_response(rows, _CELL_COLUMNS, _filename(q, "cells", "csv"))
+
+
+@router.get("/planner/cells.geojson", name="planner_cells_geojson")
+def planner_cells_geojson(request: Request, conn: ConnDep, q: PlannerQueryDep) -> Response:
+    """The cells (of the district, or all) as GeoJSON hexagons (WGS-84)."""
+    run = _download_run(request, conn, q)
+    if not isinstance(run, Run):
+        return run
+    body = {
+        "type": "FeatureCollection",
+        "features": run.cell_features(q.district, "wgs84"),
+        **run.meta(),
+        "coord_sys": "wgs84",
+    }
+    return GeoJSONResponse(
+        body,
+        headers={
+            "Content-Disposition": f'attachment; filename="{_filename(q, "cells", "geojson")}"'
+        },
+    )
+
+
+@router.get("/planner/map.html", name="planner_map_html")
+def planner_map_html(request: Request, conn: ConnDep, q: PlannerQueryDep) -> Response:
+    """The coverage map as one standalone HTML file (Leaflet and markercluster inlined)."""
+    run = _download_run(request, conn, q)
+    if not isinstance(run, Run):
+        return run
+    t = texts(q.lang)
+    if not maps.assets_ready():
+        return PlainTextResponse(t["no_leaflet"], status_code=503)
+    doc = maps.standalone_html(
+        run, district=q.district, tiles=q.tiles, lang=q.lang, suggestions=_suggestions(run, q)
+    )
+    return HTMLResponse(
+        doc,
+        headers={"Content-Disposition": f'attachment; filename="{_filename(q, "map", "html")}"'},
     )

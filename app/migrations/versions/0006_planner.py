@@ -57,9 +57,7 @@ def upgrade() -> None:
             "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
         sa.CheckConstraint(f"name ~ '{DEMAND_LAYER_RE}'", name=op.f("ck_demand_layers_name")),
-        sa.CheckConstraint(
-            "resolution BETWEEN 6 AND 11", name=op.f("ck_demand_layers_resolution")
-        ),
+        sa.CheckConstraint("resolution BETWEEN 6 AND 11", name=op.f("ck_demand_layers_resolution")),
         sa.CheckConstraint(
             "char_length(unit) BETWEEN 1 AND 40", name=op.f("ck_demand_layers_unit")
         ),
@@ -129,9 +127,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("run_id", "cell", name=op.f("pk_coverage_cells")),
     )
-    op.create_index(
-        "idx_coverage_cells_geom", "coverage_cells", ["geom"], postgresql_using="gist"
-    )
+    op.create_index("idx_coverage_cells_geom", "coverage_cells", ["geom"], postgresql_using="gist")
 
 
 def downgrade() -> None:

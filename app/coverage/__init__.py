@@ -1,0 +1,1 @@
+"""Planner's view: demand cells, coverage, gaps, over-density and site suggestions."""

@@ -1,0 +1,161 @@
+"""SQL of the coverage domain: the stations an analysis uses, district outlines, run storage."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from numpy.typing import NDArray
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True, eq=False)
+class StationRows:
+    """Stations as arrays (WGS-84), in id order, with a fingerprint of the whole table."""
+
+    ids: NDArray[np.int64]
+    lon: NDArray[np.float64]
+    lat: NDArray[np.float64]
+    names: list[str]
+    status: list[str]
+    opening_hours: list[str | None]
+    district_code: list[str | None]
+    fingerprint: str
+
+
+def stations(conn: Connection) -> StationRows:
+    """Every station that is not permanently closed, and a fingerprint of the table.
+
+    The fingerprint covers every row's id and version (bumped by every edit, hours included)
+    and the hours window, so any change to stations changes the coverage cache key.
+    """
+    rows = conn.execute(
+        text(
+            "SELECT id, ST_X(geom), ST_Y(geom), name, status, opening_hours, district_code "
+            "FROM stations WHERE status <> 'closed' ORDER BY id"
+        )
+    ).all()
+    fp = conn.execute(
+        text(
+            "SELECT md5(count(*)::text || ':' || coalesce(string_agg(id::text || '.' || "
+            "version::text, ',' ORDER BY id), '')) FROM stations"
+        )
+    ).scalar_one()
+    return StationRows(
+        ids=np.asarray([r[0] for r in rows], dtype=np.int64),
+        lon=np.asarray([r[1] for r in rows], dtype=np.float64),
+        lat=np.asarray([r[2] for r in rows], dtype=np.float64),
+        names=[r[3] for r in rows],
+        status=[r[4] for r in rows],
+        opening_hours=[r[5] for r in rows],
+        district_code=[r[6] for r in rows],
+        fingerprint=str(fp),
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class DistrictShapes:
+    codes: list[str]
+    names: list[str]
+    names_en: list[str | None]
+    geoms: list[Any]  # shapely (Multi)Polygons, WGS-84
+    fingerprint: str
+
+
+def districts(conn: Connection) -> DistrictShapes:
+    rows = conn.execute(
+        text(
+            "SELECT code, name, name_en, ST_AsBinary(geom), updated_at FROM districts ORDER BY code"
+        )
+    ).all()
+    fp = "|".join(f"{r[0]}@{r[4].isoformat()}" for r in rows)
+    return DistrictShapes(
+        codes=[r[0] for r in rows],
+        names=[r[1] for r in rows],
+        names_en=[r[2] for r in rows],
+        geoms=[shapely.from_wkb(bytes(r[3])) for r in rows],
+        fingerprint=fp,
+    )
+
+
+def find_run(conn: Connection, key: str) -> int | None:
+    return conn.execute(
+        text("SELECT id FROM coverage_runs WHERE key = :k AND status = 'done'"), {"k": key}
+    ).scalar_one_or_none()
+
+
+def run_exists(conn: Connection, run_id: int) -> bool:
+    return bool(
+        conn.execute(text("SELECT 1 FROM coverage_runs WHERE id = :i"), {"i": run_id}).first()
+    )
+
+
+def store_run(
+    conn: Connection,
+    *,
+    key: str,
+    params: dict[str, Any],
+    network_version: int,
+    summary: dict[str, Any],
+    seconds: float,
+    cells: NDArray[np.int64],
+    polygons: Sequence[Any] | NDArray[np.object_],
+    minutes: NDArray[np.float64],
+    multiplicity: NDArray[np.int64],
+    weights: NDArray[np.float64],
+    district_codes: Sequence[str | None],
+    keep_runs: int = 20,
+) -> int:
+    """Insert a finished run and its cells (COPY); keep only the newest `keep_runs` runs."""
+    import json
+
+    run_id = conn.execute(
+        text(
+            "INSERT INTO coverage_runs (key, params, network_version, status, summary, seconds, "
+            "finished_at) VALUES (:k, CAST(:p AS jsonb), :v, 'done', CAST(:s AS jsonb), :sec, "
+            "now()) ON CONFLICT (key) DO NOTHING RETURNING id"
+        ),
+        {
+            "k": key,
+            "p": json.dumps(params),
+            "v": network_version,
+            "s": json.dumps(summary),
+            "sec": seconds,
+        },
+    ).scalar_one_or_none()
+    if run_id is None:  # stored already (by another request or process)
+        existing = find_run(conn, key)
+        assert existing is not None
+        return existing
+    wkb = shapely.to_wkb(np.asarray(polygons, dtype=object), hex=True, include_srid=False)
+    buf = io.StringIO()
+    for i in range(len(cells)):
+        m = minutes[i]
+        buf.write(
+            f"{run_id}\t{int(cells[i])}\tSRID=4326;{wkb[i]}\t"
+            f"{'' if not np.isfinite(m) else repr(float(m))}\t{int(multiplicity[i])}\t"
+            f"{float(weights[i])!r}\t{district_codes[i] or ''}\n"
+        )
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with (
+        raw.cursor() as cur,
+        cur.copy(
+            "COPY coverage_cells (run_id, cell, geom, minutes, multiplicity, weight, "
+            "district_code) FROM STDIN WITH (FORMAT text, NULL '')"
+        ) as cp,
+    ):
+        cp.write(buf.getvalue())
+    conn.execute(
+        text(
+            "DELETE FROM coverage_runs WHERE id IN (SELECT id FROM coverage_runs "
+            "ORDER BY created_at DESC, id DESC OFFSET :keep)"
+        ),
+        {"keep": keep_runs},
+    )
+    return int(run_id)

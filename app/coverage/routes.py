@@ -1,0 +1,367 @@
+"""Planner API: coverage summary, cells, gaps, over-density, site suggestions, scenarios.
+
+Every endpoint takes the run parameters (mode, minutes, bands, resolution, weight, open_at,
+dense_minutes); the first request for a combination computes the run (Wuhan: seconds) and
+later ones reuse it. A run still computing after `YIZHAN_COVERAGE_WAIT_S` answers 202 with a
+`Location` to poll (`GET /api/v1/coverage/runs/{run}`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.responses import GeoJSONResponse, JSONBytesResponse
+from app.coverage import derive, service
+from app.coverage.service import CoverageEngine, Params, Pending, Run, SitePoint
+from app.db.engine import ConnDep
+from app.errors import NotFoundError
+from app.geo import coords
+from app.geo.coords import CoordSys
+from app.hours import store as hours_store
+from app.network.travel import Mode
+from app.stations.routes import CoordSysQ
+
+router = APIRouter(prefix="/api/v1/coverage", tags=["coverage"])
+
+DistrictQ = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$", description="district code, e.g. 420106"),
+]
+
+
+def run_params(
+    mode: Annotated[Mode, Query(description="walk (default), ebike or car")] = Mode.WALK,
+    minutes: Annotated[int, Query(ge=1, le=60, description="target: the service circle")] = 15,
+    bands: Annotated[
+        str | None, Query(max_length=40, description="band edges, default 5,10,15")
+    ] = None,
+    resolution: Annotated[int, Query(description="H3 resolution 8, 9 (default) or 10")] = 9,
+    weight: Annotated[
+        str,
+        Query(
+            max_length=40,
+            pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$",
+            description="road (street metres, default), area (km²) or an imported layer",
+        ),
+    ] = "road",
+    open_at: Annotated[
+        str | None,
+        Query(max_length=40, description="count only stations open at this instant (ISO 8601)"),
+    ] = None,
+    dense_minutes: Annotated[
+        float, Query(gt=0, le=60, description="over-density radius in minutes (default 5)")
+    ] = derive.DEFAULT_DENSE_MINUTES,
+) -> Params:
+    when = hours_store.parse_instant(open_at) if open_at is not None else None
+    return service.make_params(
+        mode=mode,
+        minutes=minutes,
+        bands=bands,
+        resolution=resolution,
+        weight=weight,
+        open_at=when,
+        dense_minutes=dense_minutes,
+    )
+
+
+ParamsDep = Annotated[Params, Depends(run_params)]
+
+
+def _engine(request: Request) -> CoverageEngine:
+    engine: CoverageEngine = request.app.state.coverage
+    return engine
+
+
+def get_run(request: Request, conn: Any, params: Params) -> Run | Pending:
+    """The run for `params` (computed or from the cache), its cells stored once."""
+    engine = _engine(request)
+    inputs = engine.read_inputs(conn, params, time_zone=request.app.state.settings.time_zone)
+    result = engine.get(inputs)
+    if isinstance(result, Run) and result.run_id is None:
+        with request.app.state.db.write() as wconn:
+            service.persist(wconn, result)
+    return result
+
+
+def pending_response(request: Request, pending: Pending) -> JSONBytesResponse:
+    url = str(request.url_for("coverage_run_status", key=pending.key))
+    return JSONBytesResponse(
+        {"status": "running", "run": pending.key, "progress": pending.progress, "poll": url},
+        status_code=202,
+        headers={"Location": url, "Retry-After": "2"},
+    )
+
+
+@router.get("/runs/{key}", name="coverage_run_status", summary="Status of a coverage run")
+def run_status(
+    request: Request, key: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+) -> JSONBytesResponse:
+    engine = _engine(request)
+    run = engine.by_key(key)
+    if run is not None:
+        return JSONBytesResponse({"status": "done", **run.meta()})
+    pending = engine.pending(key)
+    if pending is not None:
+        return JSONBytesResponse(
+            {"status": "running", "run": key, "progress": pending.progress}, status_code=200
+        )
+    if key in engine.failures:
+        return JSONBytesResponse({"status": "failed", "run": key, "error": engine.failures[key]})
+    raise NotFoundError(f"key: no coverage run {key} in this process", field="key")
+
+
+@router.get("/summary", summary="Share of area and demand within 5/10/15 minutes, by district")
+def summary(
+    request: Request, conn: ConnDep, params: ParamsDep, district: DistrictQ = None
+) -> Response:
+    run = get_run(request, conn, params)
+    if isinstance(run, Pending):
+        return pending_response(request, run)
+    body = run.summary(district)
+    if run.run_id is not None:
+        base = str(request.base_url).rstrip("/")
+        body["tiles"] = f"{base}/api/v1/tiles/coverage/{run.run_id}/{{z}}/{{x}}/{{y}}.pbf"
+    return JSONBytesResponse(body)
+
+
+@router.get(
+    "/cells",
+    summary="Demand cells with minutes to the nearest open station (GeoJSON)",
+    response_class=GeoJSONResponse,
+)
+def cells(
+    request: Request,
+    conn: ConnDep,
+    params: ParamsDep,
+    district: DistrictQ = None,
+    coord_sys: CoordSysQ = "wgs84",
+) -> Response:
+    run = get_run(request, conn, params)
+    if isinstance(run, Pending):
+        return pending_response(request, run)
+    feats = run.cell_features(district, coord_sys)
+    return GeoJSONResponse(
+        {"type": "FeatureCollection", "features": feats, **run.meta(), "coord_sys": coord_sys}
+    )
+
+
+@router.get(
+    "/gaps",
+    summary="Connected areas beyond the target, ranked by uncovered demand (GeoJSON)",
+    response_class=GeoJSONResponse,
+)
+def gaps(
+    request: Request,
+    conn: ConnDep,
+    params: ParamsDep,
+    district: DistrictQ = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    coord_sys: CoordSysQ = "wgs84",
+) -> Response:
+    run = get_run(request, conn, params)
+    if isinstance(run, Pending):
+        return pending_response(request, run)
+    total = float(run.weights[run.district_mask(district)].sum())
+    feats = []
+    for g in run.gaps(district, limit):
+        feats.append(
+            {
+                "type": "Feature",
+                "id": g.rank,
+                "geometry": _geojson_to(g.geometry, coord_sys),
+                "properties": {
+                    "rank": g.rank,
+                    "uncovered_demand": round(g.demand, 3),
+                    "demand_share": round(g.demand / total, 6) if total > 0 else None,
+                    "area_km2": round(g.area_km2, 4),
+                    "cells": len(g.cells),
+                    "max_minutes": round(g.max_minutes, 2) if g.max_minutes < 1e308 else None,
+                    "mean_minutes": round(g.mean_minutes, 2) if g.mean_minutes else None,
+                    "districts": ",".join(g.districts),
+                },
+            }
+        )
+    return GeoJSONResponse(
+        {"type": "FeatureCollection", "features": feats, **run.meta(), "coord_sys": coord_sys}
+    )
+
+
+@router.get(
+    "/overdense",
+    summary="Over-dense cells, close station pairs and redundant stations, with reasons",
+    response_class=GeoJSONResponse,
+)
+def overdense(
+    request: Request,
+    conn: ConnDep,
+    params: ParamsDep,
+    district: DistrictQ = None,
+    dense_n: Annotated[int, Query(ge=2, le=100)] = derive.DEFAULT_DENSE_N,
+    pair_minutes: Annotated[float, Query(gt=0, le=30)] = derive.DEFAULT_PAIR_MINUTES,
+    redundant_pct: Annotated[float, Query(ge=0, le=100)] = derive.DEFAULT_REDUNDANT_PCT,
+    kind: Annotated[
+        Literal["all", "cells", "pairs", "stations"], Query(description="which features")
+    ] = "all",
+    coord_sys: CoordSysQ = "wgs84",
+) -> Response:
+    run = get_run(request, conn, params)
+    if isinstance(run, Pending):
+        return pending_response(request, run)
+    feats = service.overdense_features(
+        run,
+        district=district,
+        dense_n=dense_n,
+        pair_minutes=pair_minutes,
+        redundant_pct=redundant_pct,
+        kind=kind,
+        coord_sys=coord_sys,
+    )
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": feats,
+            **run.meta(),
+            "thresholds": {
+                "dense_n": dense_n,
+                "dense_minutes": run.params.dense_minutes,
+                "pair_minutes": pair_minutes,
+                "redundant_pct": redundant_pct,
+            },
+            "coord_sys": coord_sys,
+        }
+    )
+
+
+class Site(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class RunBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mode: Mode = Mode.WALK
+    minutes: int = Field(default=15, ge=1, le=60)
+    bands: str | None = Field(default=None, max_length=40)
+    resolution: int = 9
+    weight: str = Field(default="road", max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
+    open_at: str | None = Field(default=None, max_length=40)
+    dense_minutes: float = Field(default=derive.DEFAULT_DENSE_MINUTES, gt=0, le=60)
+    district: str | None = Field(default=None, pattern=r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$")
+    coord_sys: CoordSys = "wgs84"
+
+    def params(self) -> Params:
+        return run_params(
+            mode=self.mode,
+            minutes=self.minutes,
+            bands=self.bands,
+            resolution=self.resolution,
+            weight=self.weight,
+            open_at=self.open_at,
+            dense_minutes=self.dense_minutes,
+        )
+
+    def sites(self, items: list[Site] | None) -> list[SitePoint]:
+        out = []
+        for s in items or []:
+            lon, lat = coords.to_wgs84(s.lon, s.lat, self.coord_sys)
+            out.append(SitePoint(lon, lat, s.name))
+        return out
+
+
+class SuggestBody(RunBody):
+    k: int = Field(default=5, ge=1, le=service.MAX_SUGGESTIONS)
+    candidates: list[Site] | None = Field(
+        default=None,
+        max_length=service.MAX_PLANNER_CANDIDATES,
+        description="a planner's host sites; default: cell centres on the network",
+    )
+    compare_exact: bool = False
+
+
+class ScenarioBody(RunBody):
+    add: list[Site] = Field(default_factory=list, max_length=500)
+    close: list[int] = Field(default_factory=list, max_length=5000)
+
+
+@router.post(
+    "/suggestions",
+    summary="The next K sites adding the most covered demand (existing stations kept)",
+    response_class=GeoJSONResponse,
+)
+def suggestions(request: Request, conn: ConnDep, body: SuggestBody) -> Response:
+    run = get_run(request, conn, body.params())
+    if isinstance(run, Pending):
+        return pending_response(request, run)
+    result = service.suggest(
+        run,
+        body.k,
+        district=body.district,
+        sites=body.sites(body.candidates) or None,
+        compare_exact=body.compare_exact,
+    )
+    feats = []
+    for p in result.pop("picks"):
+        lon, lat = p.pop("lon"), p.pop("lat")
+        feats.append(
+            {
+                "type": "Feature",
+                "id": p["rank"],
+                "geometry": service.point_to(lon, lat, body.coord_sys),
+                "properties": p,
+            }
+        )
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": feats,
+            **run.meta(),
+            **result,
+            "coord_sys": body.coord_sys,
+        }
+    )
+
+
+@router.post("/scenario", summary="What if: add sites, close stations — coverage before/after")
+def scenario(request: Request, conn: ConnDep, body: ScenarioBody) -> Response:
+    run = get_run(request, conn, body.params())
+    if isinstance(run, Pending):
+        return pending_response(request, run)
+    return JSONBytesResponse(
+        service.scenario(run, add=body.sites(body.add), close=body.close, district=body.district)
+    )
+
+
+def _geojson_to(geom: dict[str, Any], coord_sys: CoordSys) -> dict[str, Any]:
+    if coord_sys == "wgs84":
+        return geom
+    from shapely.geometry import shape
+
+    return service.geometry_to(shape(geom), coord_sys)
+
+
+def summary_csv(body: dict[str, Any]) -> str:
+    """The district table of a summary as CSV (UTF-8 with BOM so spreadsheet apps read zh)."""
+    buf = io.StringIO()
+    bands = [w["minutes"] for w in body["overall"]["within"]]
+    head = ["code", "name", "name_en", "cells", "area_km2", "demand", "stations"]
+    head += ["stations_per_10k_demand", "overdense_cells", "uncovered_demand"]
+    for b in bands:
+        head += [f"demand_share_{b}min", f"area_share_{b}min"]
+    w = csv.writer(buf)
+    w.writerow(head)
+    rows = [*body["districts"], {"code": "", "name": "全部", "name_en": "All", **body["overall"]}]
+    for r in rows:
+        line = [r.get("code"), r.get("name"), r.get("name_en"), r["cells"], r["area_km2"]]
+        line += [round(r["demand"], 3), r["stations"], r["stations_per_10k_demand"]]
+        line += [r["overdense_cells"], round(r["uncovered_demand"], 3)]
+        for x in r["within"]:
+            line += [x["demand_share"], x["area_share"]]
+        w.writerow(line)
+    return "\ufeff" + buf.getvalue()
