@@ -1342,9 +1342,14 @@ def report(r: Results, args: argparse.Namespace, mach: str, command: str) -> str
             )
         out += [
             "",
-            "The first walk request pays the graph build from PostGIS, the grid, the run and "
-            "storing its cells (`coverage_cells`, COPY); the first e-bike request finds the road "
-            "network loaded and the grid cached.",
+            "The first walk request pays the graph build from PostGIS, the grid and the run"
+            + (
+                ", and storing the run's cells (`coverage_cells`, COPY)"
+                if any(h.stored_now.values())
+                else "; its cells were already in `coverage_cells` from an earlier run (same "
+                "key), so no COPY was paid"
+            )
+            + "; the first e-bike request finds the road network loaded and the grid cached.",
         ]
     if h.note:
         out += ["", h.note + "."]

@@ -616,12 +616,17 @@ def targets(r: Results) -> list[tuple[str, str, str, bool]]:
     ]
 
 
+def section_title(instance: str) -> str:
+    """One section per instance: the synthetic one and the real Wuhan one."""
+    return SECTION if instance == "synthetic" else f"{SECTION} (Wuhan)"
+
+
 def report(r: Results, command: str) -> str:
     today = dt.date.today().isoformat()
     inst, red = r.inst, r.red
     active_w = float(np.where(inst.covered, 0.0, inst.weights).sum())
     out = [
-        f"## {SECTION}",
+        f"## {section_title(inst.name)}",
         "",
         f"Measured {today} with `{command}` on {code_version()}; {r.seconds:.0f} s in all, "
         f"load average at start {r.load}.",
@@ -815,8 +820,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     section = report(results, command)
     print(section)
     if args.write:
-        title = SECTION if args.instance == "synthetic" else f"{SECTION} (Wuhan)"
-        write_section(args.write, title, section)
+        write_section(args.write, section_title(args.instance), section)
         log(f"wrote section '{SECTION}' of {args.write}")
     ok = all(t[3] for t in targets(results)) and all(c[2] for c in results.checks)
     return 0 if ok else 1

@@ -2,61 +2,23 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, fresh_database
 from tests.factories import feature
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.servers import uvicorn_server, yizhan
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     url = fresh_database("e2e")
-    env = {**os.environ, "DATABASE_URL": url, "ADMIN_TOKEN": ADMIN_TOKEN}
-    for args in (["db", "upgrade"], ["demo", "load"]):
-        done = subprocess.run(
-            [str(BIN / "yizhan"), *args], env=env, cwd=ROOT, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "uvicorn"), "app.main:app", "--port", str(port), "--no-access-log"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("uvicorn did not start")
+    yizhan(url, "db", "upgrade")
+    yizhan(url, "demo", "load")
+    with uvicorn_server({"DATABASE_URL": url, "ADMIN_TOKEN": ADMIN_TOKEN}) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_ready_and_nearest_on_the_demo_data(server):

@@ -13,14 +13,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import h3
@@ -35,9 +29,8 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import ADMIN_TOKEN, fresh_database
 from tests.factories import feature
+from tests.servers import uvicorn_server, yizhan
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 TO_3857 = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
 
@@ -78,53 +71,22 @@ def gdal_layer_info(url: str, layer: str | None = None) -> dict[str, Any]:
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def database() -> str:
     url = fresh_database("gdal")
-    env = {**os.environ, "DATABASE_URL": url}
-    done = subprocess.run(
-        [str(BIN / "yizhan"), "db", "upgrade"], env=env, cwd=ROOT, capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr
+    yizhan(url, "db", "upgrade")
     return url
 
 
 @pytest.fixture(scope="module")
 def server(database: str) -> Iterator[str]:
     env = {
-        **os.environ,
         "DATABASE_URL": database,
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "YIZHAN_HOURS_AUTO_REFRESH": "false",
     }
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "uvicorn"), "app.main:app", "--port", str(port), "--no-access-log"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("uvicorn did not start")
+    with uvicorn_server(env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -303,15 +265,7 @@ def street_grid(database: str, loaded, tmp_path_factory) -> None:
                 )
     path = tmp_path_factory.mktemp("net") / "grid.geojson"
     path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}), "utf-8")
-    env = {**os.environ, "DATABASE_URL": database}
-    done = subprocess.run(
-        [str(BIN / "yizhan"), "network", "import", str(path)],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
+    yizhan(database, "network", "import", str(path))
 
 
 COVERAGE_ENDPOINTS = [

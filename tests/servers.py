@@ -1,0 +1,61 @@
+"""A real uvicorn server on a free port, for the tests that go over a socket."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def yizhan(database_url: str, *args: str) -> None:
+    """Run the `yizhan` command line against a database; fail the test on error."""
+    env = {**os.environ, "DATABASE_URL": database_url}
+    done = subprocess.run(
+        [str(BIN / "yizhan"), *args], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@contextmanager
+def uvicorn_server(env_overrides: dict[str, str]) -> Iterator[str]:
+    """Serve app.main:app with these environment variables; yields the base URL."""
+    env = {**os.environ, **env_overrides}
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BIN / "uvicorn"), "app.main:app", "--port", str(port), "--no-access-log"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("uvicorn did not start")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
