@@ -348,3 +348,15 @@ def test_point_reach_batches_agree_with_one_batch(monkeypatch):
     ka = sorted(zip(a.point.tolist(), a.cell.tolist(), a.seconds.round(9).tolist()))
     kb = sorted(zip(b.point.tolist(), b.cell.tolist(), b.seconds.round(9).tolist()))
     assert ka == kb and len(ka) > 100
+
+
+def test_district_of_points_prefers_the_smallest_containing_outline():
+    import shapely
+
+    city = shapely.box(0, 0, 10, 10)
+    inner = shapely.box(2, 2, 4, 4)
+    other = shapely.box(20, 0, 30, 10)
+    lon = np.array([1.0, 3.0, 25.0, 50.0, 4.0])
+    lat = np.array([1.0, 3.0, 5.0, 5.0, 9.0])
+    got = derive.district_of_points(lon, lat, [inner, city, other])
+    assert got.tolist() == [1, 0, 2, -1, 1]

@@ -25,6 +25,7 @@ from typing import Any
 
 import h3
 import numpy as np
+import shapely
 from numpy.typing import NDArray
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -84,6 +85,23 @@ def area_summary(
         ),
         "overdense_cells": int((model.dense_count[mask] >= DEFAULT_DENSE_N).sum()),
     }
+
+
+def district_of_points(
+    lon: NDArray[np.float64], lat: NDArray[np.float64], outlines: Sequence[Any]
+) -> NDArray[np.intp]:
+    """Index of the outline containing each point (-1: none); with nested outlines the
+    smallest containing one wins. Prepared geometries, vectorised point tests."""
+    out = np.full(len(lon), -1, dtype=np.intp)
+    for i in sorted(range(len(outlines)), key=lambda k: -outlines[k].area):
+        g = outlines[i]
+        shapely.prepare(g)
+        # only points inside the outline's box are tested exactly
+        x0, y0, x1, y1 = g.bounds
+        box = np.flatnonzero((lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1))
+        inside = box[shapely.contains_xy(g, lon[box], lat[box])]
+        out[inside] = i
+    return out
 
 
 def _share(part: float, whole: float) -> float | None:

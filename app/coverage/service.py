@@ -419,20 +419,8 @@ def compute_run(inputs: Inputs, grid: DemandGrid, progress: Progress | None = No
     cell_district = np.full(grid.n_cells, -1, dtype=np.intp)
     station_district = np.full(len(use), -1, dtype=np.intp)
     if d.codes:
-        tree = shapely.STRtree(d.geoms)
-        areas = np.asarray([g.area for g in d.geoms])
-        for target, (lon, lat) in (
-            (cell_district, (grid.lon, grid.lat)),
-            (station_district, (st.lon[use], st.lat[use])),
-        ):
-            pts_geom = shapely.points(lon, lat)
-            pi, gi = tree.query(pts_geom, predicate="within")
-            # nested outlines: the smallest containing district wins
-            order = np.lexsort((areas[gi], pi))
-            pi, gi = pi[order], gi[order]
-            first = np.ones(len(pi), dtype=bool)
-            first[1:] = pi[1:] != pi[:-1]
-            target[pi[first]] = gi[first]
+        cell_district = derive.district_of_points(grid.lon, grid.lat, d.geoms)
+        station_district = derive.district_of_points(st.lon[use], st.lat[use], d.geoms)
     if progress:
         progress("stations", 0, len(pts))
     done = [0]
