@@ -1046,6 +1046,17 @@ def report(r: Results, args: argparse.Namespace, mach: str, command: str) -> str
     today = dt.datetime.now().astimezone().date().isoformat()
     k = args.k
     loaded = f" (loaded now: {r.loaded})" if r.loaded else ""
+    try:
+        load1 = float(r.load_start.split("/")[0])
+    except ValueError:
+        load1 = 0.0
+    busy = (
+        f" Other work kept the machine busy (load average {load1:.1f} on "
+        f"{os.cpu_count()} CPUs at the start): read the fastest runs (in brackets) next to the "
+        "medians; pandana's multi-threaded phases vary the most from run to run."
+        if load1 >= 0.5 * (os.cpu_count() or 1)
+        else ""
+    )
     oneway_note = (
         ": the network carries no one-way tags, so walk and e-bike use the same arcs, with "
         "their own seconds"
@@ -1059,7 +1070,7 @@ def report(r: Results, args: argparse.Namespace, mach: str, command: str) -> str
         f"load average at start {r.load_start}, at the end {r.load_end}.",
         "",
         f"- Machine: {mach}. The database server and the benchmark share the machine; pandana "
-        "runs its queries on every core (OpenMP), ours on one.",
+        f"runs its queries on every core (OpenMP), ours on one.{busy}",
         f"- Data: the dev database's Wuhan demo{loaded}: "
         f"the live OSM road network ({r.nodes:,} nodes; {r.arcs[Mode.WALK]:,} walk arcs, "
         f"{r.arcs[Mode.EBIKE]:,} e-bike arcs with the station arcs pandana gets; "

@@ -345,9 +345,12 @@ def test_point_reach_batches_agree_with_one_batch(monkeypatch):
     a = point_reach(g, pts, cells, 600)
     monkeypatch.setattr(analysis, "BATCH", 7)
     b = point_reach(g, pts, cells, 600)
+    monkeypatch.setattr(analysis, "ROW_BUDGET_BYTES", 1)  # one point per batch
+    c = point_reach(g, pts, cells, 600)
     ka = sorted(zip(a.point.tolist(), a.cell.tolist(), a.seconds.round(9).tolist()))
     kb = sorted(zip(b.point.tolist(), b.cell.tolist(), b.seconds.round(9).tolist()))
-    assert ka == kb and len(ka) > 100
+    kc = sorted(zip(c.point.tolist(), c.cell.tolist(), c.seconds.round(9).tolist()))
+    assert ka == kb == kc and len(ka) > 100
 
 
 def test_district_of_points_prefers_the_smallest_containing_outline():

@@ -32,8 +32,10 @@ from scipy.sparse.csgraph import dijkstra
 from app.coverage.grid import CellSnaps
 from app.network.graph import ModeGraph, multi_source_search
 
-#: Rows of a batched bounded search held at once (each row: n_nodes float64).
+#: Points per batch of bounded searches (each point has one or two source rows of n_nodes
+#: float64), lowered on big networks so the rows held at once stay within ROW_BUDGET_BYTES.
 BATCH = 48
+ROW_BUDGET_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -194,8 +196,9 @@ def point_reach(
     order = np.argsort(owner, kind="stable")
     owner, node, init = owner[order], node[order], init[order]
     starts = np.searchsorted(owner, np.arange(n_pts + 1))
-    for b0 in range(0, n_pts, BATCH):
-        b1 = min(b0 + BATCH, n_pts)
+    batch = max(1, min(BATCH, ROW_BUDGET_BYTES // (2 * 8 * max(graph.n_nodes, 1))))
+    for b0 in range(0, n_pts, batch):
+        b1 = min(b0 + batch, n_pts)
         lo, hi = starts[b0], starts[b1]
         batch_nodes, inv = np.unique(node[lo:hi], return_inverse=True)
         if len(batch_nodes):
