@@ -6,7 +6,8 @@ Pure Python: numpy, shapely, pyproj, h3. Nothing here touches SQL.
 latitude a cell measures ~0.10 km²), about a one-minute walk across, fine enough that "within 5
 minutes on foot" is not blurred by the cell, and coarse enough that a whole city stays in the
 tens of thousands of cells (Wuhan's demo network: 9,139 at resolution 9, 34,586 at 10).
-Resolution 8 (~0.74 km²) suits a province-wide overview, 10 (~0.015 km²) a single district. `RESOLUTIONS` lists what is allowed.
+Resolution 8 (~0.74 km²) suits a province-wide overview, 10 (~0.015 km²) a single district.
+`RESOLUTIONS` lists what is allowed.
 
 **Study area.** The cells that contain some street a worker can be on: every class of
 `DEMAND_CLASSES` (the walkable classes: no motorways, no urban expressways). A cell of lake,
