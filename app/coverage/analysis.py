@@ -76,16 +76,18 @@ class Reach:
     n_cells: int
     cutoff_s: float
 
-    def within(self, seconds: float) -> Reach:
-        keep = self.seconds <= seconds + 1e-9
+    def _keep(self, keep: NDArray[np.bool_], cutoff_s: float) -> Reach:
         return Reach(
             self.point[keep],
             self.cell[keep],
             self.seconds[keep],
             self.n_points,
             self.n_cells,
-            min(seconds, self.cutoff_s),
+            cutoff_s,
         )
+
+    def within(self, seconds: float) -> Reach:
+        return self._keep(self.seconds <= seconds + 1e-9, min(seconds, self.cutoff_s))
 
     def matrix(self, seconds: float | None = None) -> csr_matrix:
         """Boolean (points × cells) matrix of reach within `seconds` (default: the cutoff)."""
@@ -96,18 +98,6 @@ class Reach:
     def count_per_cell(self, seconds: float | None = None) -> NDArray[np.int64]:
         r = self if seconds is None else self.within(seconds)
         return np.bincount(r.cell, minlength=self.n_cells)
-
-    def drop_points(self, mask: NDArray[np.bool_]) -> Reach:
-        """Without the points where `mask` is True (indices unchanged)."""
-        keep = ~mask[self.point]
-        return Reach(
-            self.point[keep],
-            self.cell[keep],
-            self.seconds[keep],
-            self.n_points,
-            self.n_cells,
-            self.cutoff_s,
-        )
 
 
 def _point_sources(

@@ -133,7 +133,6 @@ def find_gaps(
     min_demand: float = 0.0,
 ) -> list[Gap]:
     """Connected uncovered areas (cells beyond the target), largest uncovered demand first."""
-    n = len(h3_cells)
     gap = ~model.covered()
     if mask is not None:
         gap &= mask
@@ -168,7 +167,6 @@ def find_gaps(
                 districts=districts,
             )
         )
-    del n
     return out
 
 

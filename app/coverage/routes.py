@@ -102,7 +102,7 @@ def run_status(
     request: Request, key: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 ) -> JSONBytesResponse:
     engine = _engine(request)
-    run = engine.by_key(key)
+    run = engine.cached(key)
     if run is not None:
         return JSONBytesResponse({"status": "done", **run.meta()})
     pending = engine.pending(key)
@@ -343,7 +343,7 @@ def _geojson_to(geom: dict[str, Any], coord_sys: CoordSys) -> dict[str, Any]:
         return geom
     from shapely.geometry import shape
 
-    return service.geometry_to(shape(geom), coord_sys)
+    return coords.geometry_geojson(shape(geom), coord_sys)
 
 
 def summary_csv(body: dict[str, Any]) -> str:

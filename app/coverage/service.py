@@ -281,7 +281,7 @@ class Run:
                 {
                     "type": "Feature",
                     "id": format(int(self.grid.cells[i]), "x"),
-                    "geometry": geometry_to(polys[i], coord_sys),
+                    "geometry": coords.geometry_geojson(polys[i], coord_sys),
                     "properties": {
                         "h3": format(int(self.grid.cells[i]), "x"),
                         "minutes": round(m, 2) if np.isfinite(m) else None,
@@ -344,17 +344,6 @@ def band_label(minutes: float, bands: Sequence[int], target: int) -> str:
             return f"{lo}-{b}"
         lo = b
     return f"{lo}-{target}"
-
-
-def geometry_to(geom: Any, coord_sys: CoordSys) -> dict[str, Any]:
-    """GeoJSON of a WGS-84 shapely geometry in the requested coordinate system (7 decimals)."""
-    if coord_sys != "wgs84":
-
-        def move(xy: np.ndarray) -> np.ndarray:
-            return np.array([coords.from_wgs84(x, y, coord_sys) for x, y in xy])
-
-        geom = shapely.transform(geom, move)
-    return dict(shapely.geometry.mapping(shapely.set_precision(geom, 1e-7)))
 
 
 def point_to(lon: float, lat: float, coord_sys: CoordSys) -> dict[str, Any]:
@@ -632,9 +621,6 @@ class CoverageEngine:
                 self._runs[inputs.key] = run
         return run
 
-    def by_key(self, key: str) -> Run | None:
-        return self.cached(key)
-
 
 def persist(conn: Connection, run: Run) -> int:
     """Store the run's cells once (for vector tiles and GIS downloads); the run id."""
@@ -849,7 +835,8 @@ def scenario(
 ) -> dict[str, Any]:
     """Coverage before and after adding sites and closing stations (same run parameters)."""
     ids = run.station_ids
-    unknown = [sid for sid in close if sid not in set(ids.tolist())]
+    known = set(ids.tolist())
+    unknown = [sid for sid in close if sid not in known]
     if unknown:
         raise InvalidInputError(
             f"close: station {unknown[0]} is not among the {len(ids)} stations this run "
@@ -931,7 +918,7 @@ def overdense_features(
             feats.append(
                 {
                     "type": "Feature",
-                    "geometry": geometry_to(polys[i], coord_sys),
+                    "geometry": coords.geometry_geojson(polys[i], coord_sys),
                     "properties": {
                         "kind": "dense_cell",
                         "h3": format(int(run.grid.cells[i]), "x"),
@@ -955,7 +942,7 @@ def overdense_features(
             feats.append(
                 {
                     "type": "Feature",
-                    "geometry": geometry_to(line, coord_sys),
+                    "geometry": coords.geometry_geojson(line, coord_sys),
                     "properties": {
                         "kind": "close_pair",
                         "station_a": int(run.station_ids[a]),

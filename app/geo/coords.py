@@ -48,7 +48,9 @@ import math
 import threading
 from typing import Final, Literal, get_args
 
+import numpy as np
 import shapely
+import shapely.geometry
 from shapely.geometry import MultiPolygon, Polygon, box
 from shapely.geometry.base import BaseGeometry
 
@@ -405,3 +407,14 @@ def from_wgs84(lon: float, lat: float, sys: str = "wgs84") -> tuple[float, float
     if sys == "bd09":
         return wgs84_to_bd09(lon, lat)
     return float(lon), float(lat)
+
+
+def geometry_geojson(geom: BaseGeometry, sys: str = "wgs84") -> dict[str, object]:
+    """GeoJSON geometry of a WGS-84 shapely geometry in `sys`, on a 1e-7° grid (~1 cm)."""
+    if sys != "wgs84":
+
+        def move(xy: np.ndarray) -> np.ndarray:
+            return np.array([from_wgs84(x, y, sys) for x, y in xy])
+
+        geom = shapely.transform(geom, move)
+    return dict(shapely.geometry.mapping(shapely.set_precision(geom, 1e-7)))

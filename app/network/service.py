@@ -15,9 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import shapely
-from shapely.geometry import mapping, shape
+from shapely.geometry import shape
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -142,16 +140,6 @@ def _snap(
     return Snap(found.edge_id, found.fraction, found.distance_m)
 
 
-def _shape_to(geom: Any, coord_sys: CoordSys) -> dict[str, Any]:
-    if coord_sys != "wgs84":
-
-        def move(xy: np.ndarray) -> np.ndarray:
-            return np.array([coords.from_wgs84(x, y, coord_sys) for x, y in xy])
-
-        geom = shapely.transform(geom, move)
-    return dict(mapping(shapely.set_precision(geom, 1e-7)))
-
-
 def _ring_features(
     polygons: Sequence[Any], minutes: Sequence[int], mode: Mode, coord_sys: CoordSys
 ) -> list[dict[str, Any]]:
@@ -161,7 +149,7 @@ def _ring_features(
         feats.append(
             {
                 "type": "Feature",
-                "geometry": _shape_to(poly, coord_sys),
+                "geometry": coords.geometry_geojson(poly, coord_sys),
                 "properties": {"minutes": m, "mode": mode.value, "area_km2": round(area_km2, 3)},
             }
         )
@@ -290,7 +278,7 @@ def service_area_response(
         moved = []
         for t in ordered:
             f = json.loads(t)
-            f["geometry"] = _shape_to(shape(f["geometry"]), coord_sys)
+            f["geometry"] = coords.geometry_geojson(shape(f["geometry"]), coord_sys)
             moved.append(json.dumps(f))
         ordered = moved
     cache = "hit" if not missing else ("miss" if len(missing) == len(minutes) else "partial")

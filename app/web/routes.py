@@ -511,7 +511,7 @@ def planner_districts_geojson(request: Request, conn: ConnDep, q: PlannerQueryDe
             {
                 "type": "Feature",
                 "id": row["code"],
-                "geometry": coverage_service.geometry_to(run.district_geoms[i], "wgs84"),
+                "geometry": coords.geometry_geojson(run.district_geoms[i]),
                 "properties": props,
             }
         )
