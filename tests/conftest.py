@@ -35,7 +35,9 @@ def _server_url() -> str:
 def fresh_database(suffix: str) -> str:
     """Drop and create `<db>_<suffix>` on the DATABASE_URL server; return its SQLAlchemy URL."""
     base = make_url(_server_url())
-    name = f"{base.database}_{suffix}"
+    # YIZHAN_TEST_TAG keeps two suites run at once (e.g. by two developers on one server)
+    # from dropping each other's databases.
+    name = f"{base.database}_{os.environ.get('YIZHAN_TEST_TAG', '')}{suffix}"
     admin = base.set(drivername="postgresql", database="postgres")
     with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as c:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

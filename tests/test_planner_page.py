@@ -18,9 +18,9 @@ from itertools import pairwise
 import pytest
 from sqlalchemy import text
 
-from app.coverage import maps
 from app.coverage.service import Pending, Run, make_params
 from app.geo import coords
+from app.web import maps
 from tests.test_network_api import LAT, create, east, line, load, north
 
 EVIL = "<script>alert(1)</script>"

@@ -15,16 +15,16 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.api.deps import ConnDep
+from app.api.params import CoordSysQ
 from app.api.responses import GeoJSONResponse, JSONBytesResponse
 from app.coverage import derive, service
 from app.coverage.service import CoverageEngine, Params, Pending, Run, SitePoint
-from app.db.engine import ConnDep
 from app.errors import NotFoundError
 from app.geo import coords
 from app.geo.coords import CoordSys
 from app.hours import store as hours_store
 from app.network.travel import Mode
-from app.stations.routes import CoordSysQ
 
 router = APIRouter(prefix="/api/v1/coverage", tags=["coverage"])
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from app.api.deps import ConnDep, DbDep
+from app.api.params import CoordSysQ, LayerName
 from app.api.responses import JSONBytesResponse
 from app.api.security import AdminDep
 from app.coverage.grid import DEFAULT_RESOLUTION, RESOLUTIONS
-from app.db.engine import ConnDep
 from app.demand import parse, queries
 from app.errors import NotFoundError
-from app.stations.routes import CoordSysQ
 
 router = APIRouter(prefix="/api/v1", tags=["demand"])
 
@@ -24,13 +23,6 @@ router = APIRouter(prefix="/api/v1", tags=["demand"])
 UPLOAD_METHOD: Final = "PUT"
 UPLOAD_PATH_PREFIX: Final = "/api/v1/demand/"
 
-LayerName = Annotated[
-    str,
-    PathParam(
-        max_length=100,
-        description="Layer name: 1-40 characters of a-z, 0-9, '_' or '-' (e.g. population)",
-    ),
-]
 
 _UPLOAD_BODY = {
     "required": True,
@@ -68,6 +60,7 @@ def _not_found(name: str) -> NotFoundError:
 )
 async def put_layer(
     request: Request,
+    db: DbDep,
     name: LayerName,
     unit: Annotated[
         str, Query(max_length=100, description="What one unit of weight is, e.g. persons")
@@ -96,7 +89,6 @@ async def put_layer(
         )
     parse.check_layer_args(name, unit, resolution, coord_sys, weight_property)
     body = await request.body()
-    db = request.app.state.db
 
     def work() -> tuple[bool, parse.LayerCells]:
         layer = parse.parse(body, fmt, resolution, coord_sys, weight_property)  # before writing

@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from app.api.deps import ConnDep, DbDep
+from app.api.params import CoordSysQ
 from app.api.responses import GeoJSONResponse, JSONBytesResponse
 from app.api.security import AdminDep
-from app.db.engine import ConnDep
 from app.districts import service
-from app.stations.routes import CoordSysQ
 
 router = APIRouter(prefix="/api/v1", tags=["districts"])
 
@@ -77,6 +77,7 @@ _UPLOAD_BODY = {
 )
 async def put_districts(
     request: Request,
+    db: DbDep,
     coord_sys: CoordSysQ = "wgs84",
     mode: Annotated[
         Literal["replace", "upsert"],
@@ -90,7 +91,6 @@ async def put_districts(
     # The admin check runs before the body is read (there is no body parameter), so without
     # the token a large upload is refused with 401 and never read or parsed.
     body = await request.body()
-    db = request.app.state.db
     label = service.source_label(source, coord_sys)
 
     def work() -> dict[str, object]:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
+from app.api.deps import DbDep, NetworkDep
+from app.api.params import CoordSysQ, LatQ, LonQ, StationId
 from app.api.responses import GeoJSONResponse, dumps
 from app.errors import InvalidInputError
 from app.geo import coords
 from app.network import service
 from app.network.travel import Mode
-from app.stations.routes import CoordSysQ, StationId
 
 router = APIRouter(prefix="/api/v1", tags=["network"])
 
@@ -28,9 +29,10 @@ MinutesQ = Annotated[
     response_class=GeoJSONResponse,
 )
 async def isochrones(
-    request: Request,
-    lat: Annotated[float, Query(ge=-90, le=90, allow_inf_nan=False)],
-    lon: Annotated[float, Query(ge=-180, le=180, allow_inf_nan=False)],
+    db: DbDep,
+    state: NetworkDep,
+    lat: LatQ,
+    lon: LonQ,
     mode: ModeQ = Mode.WALK,
     minutes: MinutesQ = "15",
     coord_sys: CoordSysQ = "wgs84",
@@ -40,7 +42,6 @@ async def isochrones(
         wlon, wlat = coords.to_wgs84(lon, lat, coord_sys)
     except ValueError as exc:
         raise InvalidInputError(str(exc), field="lat/lon") from exc
-    db, state = request.app.state.db, request.app.state.network
 
     def work() -> bytes:
         with db.read() as conn:
@@ -57,14 +58,14 @@ async def isochrones(
     response_class=GeoJSONResponse,
 )
 async def service_area(
-    request: Request,
+    db: DbDep,
+    state: NetworkDep,
     station_id: StationId,
     mode: ModeQ = Mode.WALK,
     minutes: MinutesQ = "15",
     coord_sys: CoordSysQ = "wgs84",
 ) -> Response:
     rings = service.parse_minutes(minutes)
-    db, state = request.app.state.db, request.app.state.network
 
     def work() -> bytes:
         with db.write() as conn:  # a miss stores the computed rings

@@ -21,8 +21,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.engine import Connection
 
+from app.api.deps import ConnDep
 from app.api.responses import JSONBytesResponse
-from app.db.engine import ConnDep
 from app.errors import InvalidInputError, NotFoundError
 from app.stations.schemas import parse_csv_codes
 from app.stations.vocab import DEFAULT_VISIBLE_STATUSES, STATUS_CODES

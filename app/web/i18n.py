@@ -38,7 +38,7 @@ TEXT: dict[str, dict[str, str]] = {
         "service_area": "5/10/15 分钟服务范围",
         "loading": "计算中…",
         "no_leaflet": "地图组件尚未下载：请运行 yizhan web assets（scripts/demo.sh 会自动运行）。",
-        # planner page (/planner) and its map (app/coverage/maps.py)
+        # planner page (/planner) and its map (app/web/maps.py)
         "planner_title": "驿站规划 · 服务圈覆盖",
         "pl_intro": "每个六边形是一块有街道的区域，颜色表示从那里出发到最近的开放驿站要几分钟。"
         "需求按{weight}计。",
@@ -162,7 +162,7 @@ TEXT: dict[str, dict[str, str]] = {
         "loading": "Computing…",
         "no_leaflet": "The map library is not downloaded yet: run `yizhan web assets` "
         "(scripts/demo.sh does it).",
-        # planner page (/planner) and its map (app/coverage/maps.py)
+        # planner page (/planner) and its map (app/web/maps.py)
         "planner_title": "yizhan planning · service-circle coverage",
         "pl_intro": "Each hexagon is an area with streets, coloured by the minutes from there "
         "to the nearest open station. Demand is counted by {weight}.",

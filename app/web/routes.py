@@ -17,8 +17,9 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Connection
 
+from app.api.deps import ConnDep
 from app.api.responses import GeoJSONResponse
-from app.coverage import derive, maps
+from app.coverage import derive
 from app.coverage import service as coverage_service
 from app.coverage.service import (
     MAX_TARGET_MINUTES,
@@ -28,14 +29,15 @@ from app.coverage.service import (
     Run,
     make_params,
 )
-from app.db.engine import ConnDep
 from app.errors import DomainError, InvalidInputError, status_for
 from app.geo import coords
 from app.hours import store as hours_store
 from app.network.errors import NoNetworkError
 from app.stations import queries, service
 from app.stations.vocab import AMENITIES, AMENITY_CODES, DEFAULT_VISIBLE_STATUSES, HOST_TYPES
+from app.web import maps
 from app.web.assets import leaflet_ready
+from app.web.basemaps import TILES
 from app.web.i18n import distance_label, term_label, texts
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[2] / "templates"))
@@ -132,23 +134,6 @@ def _card(feature: dict[str, Any], row: Any, lang: str) -> dict[str, Any]:
         "amenities": [term_label(_AMENITY[a], lang) for a in p["amenities"]],
         "links": p["links"],
     }
-
-
-TILES = {
-    "osm": {
-        "url": "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-        "subdomains": "abc",
-        "attribution": "© OpenStreetMap contributors",
-        "coord_sys": "wgs84",
-    },
-    "amap": {
-        "url": "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1"
-        "&style=8&x={x}&y={y}&z={z}",
-        "subdomains": "1234",
-        "attribution": "© 高德地图 AutoNavi",
-        "coord_sys": "gcj02",
-    },
-}
 
 
 @router.get("/map", response_class=HTMLResponse)

@@ -88,6 +88,7 @@ from app.coverage.service import Run
 from app.errors import ServiceUnavailableError
 from app.geo import coords
 from app.web import assets
+from app.web.basemaps import TILES
 from app.web.i18n import texts
 
 #: Gaps outlined at most (largest uncovered demand first); all gap cells are in the band layer.
@@ -712,8 +713,6 @@ def planner_map(
     """The coverage map of `run` (optionally one district: NotFoundError if unknown) as a
     folium Map; see the module docstring for layers, aggregation, escaping, datum and
     assets."""
-    from app.web.routes import TILES  # the /map page's tile providers (lazy: no cycle)
-
     if tiles not in TILES:
         raise ValueError(f"tiles: one of {', '.join(TILES)}")
     spec = TILES[tiles]

@@ -116,7 +116,7 @@ def coverage_map(
     lang: str = typer.Option("zh", help="zh or en"),
 ) -> None:
     """Write the coverage map (cells, gaps, over-density, districts) as one HTML file."""
-    from app.coverage import maps
+    from app.web import maps
 
     run, engine = _compute(mode, minutes, resolution, weight)
     engine.dispose()

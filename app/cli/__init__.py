@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from sqlalchemy import text
 
+from app.cli.coverage import coverage_cli
 from app.config import get_settings
-from app.coverage.cli import coverage_cli
 from app.db import migrate
 from app.db.engine import make_engine
 from app.errors import DomainError
