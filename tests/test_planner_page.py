@@ -82,7 +82,7 @@ def stations(client, grid_town):
         r = client.patch(
             f"/api/v1/stations/{sid}",
             json={"type": "Feature", "properties": {"name": name}},
-            headers={"Authorization": "Bearer test-admin-token"},
+            headers={"Authorization": "Bearer test-admin-token", "If-Match": "*"},
         )
         assert r.status_code == 200, r.text
     return {"evil": evil, "braces": braces, "plain": plain}

@@ -137,7 +137,7 @@ def test_unknown_id_is_404_and_bad_id_is_422(client):
     assert client.get(f"{URL}/0").status_code == 422
     assert client.get(f"{URL}/{2**63}").status_code == 422
     assert client.delete(f"{URL}/424242", headers=AUTH).status_code == 404
-    r = client.patch(f"{URL}/424242", json={"type": "Feature"}, headers=AUTH)
+    r = client.patch(f"{URL}/424242", json={"type": "Feature"}, headers={**AUTH, "If-Match": "*"})
     assert r.status_code == 404
 
 
@@ -159,7 +159,7 @@ def test_patch_changes_only_what_is_sent_and_bumps_version(client):
     moved = client.patch(
         f"{URL}/{sid}",
         json={"type": "Feature", "geometry": {"type": "Point", "coordinates": [114.3, 30.6]}},
-        headers=AUTH,
+        headers={**AUTH, "If-Match": "*"},
     )
     assert moved.json()["geometry"]["coordinates"] == [114.3, 30.6]
     assert moved.json()["properties"]["version"] == 3
@@ -168,7 +168,7 @@ def test_patch_changes_only_what_is_sent_and_bumps_version(client):
 def test_patch_with_stale_version_is_412_and_changes_nothing(client):
     sid = create(client).json()["id"]
     client.patch(
-        f"{URL}/{sid}", json={"type": "Feature", "properties": {"capacity": 3}}, headers=AUTH
+        f"{URL}/{sid}", json={"type": "Feature", "properties": {"capacity": 3}}, headers={**AUTH, "If-Match": "*"}
     )
     r = client.patch(
         f"{URL}/{sid}",
@@ -185,12 +185,12 @@ def test_patch_cannot_null_required_fields_or_duplicate_external_id(client):
     a = create(client, external_id="A-1").json()["id"]
     create(client, external_id="B-1")
     r = client.patch(
-        f"{URL}/{a}", json={"type": "Feature", "properties": {"name": None}}, headers=AUTH
+        f"{URL}/{a}", json={"type": "Feature", "properties": {"name": None}}, headers={**AUTH, "If-Match": "*"}
     )
     assert r.status_code == 422
     assert r.json()["field"] == "properties.name"
     r = client.patch(
-        f"{URL}/{a}", json={"type": "Feature", "properties": {"external_id": "B-1"}}, headers=AUTH
+        f"{URL}/{a}", json={"type": "Feature", "properties": {"external_id": "B-1"}}, headers={**AUTH, "If-Match": "*"}
     )
     assert r.status_code == 409
     assert client.get(f"{URL}/{a}").json()["properties"]["external_id"] == "A-1"

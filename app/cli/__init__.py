@@ -15,7 +15,7 @@ from app.db import migrate
 from app.db.engine import make_engine
 from app.errors import DomainError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_FILE = ROOT / "geodata" / "wuhan_demo_stations.geojson"
 
 cli = typer.Typer(
@@ -405,7 +405,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the API and pages."""
     import uvicorn
 
-    uvicorn.run("app.main:app", host=host, port=port)
+    # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 and
+    # let any local client pick its rate-limit identity; YIZHAN_TRUSTED_PROXIES decides instead.
+    uvicorn.run("app.main:app", host=host, port=port, proxy_headers=False, access_log=False)
 
 
 def main() -> None:

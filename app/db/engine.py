@@ -4,27 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
 
-from fastapi import Depends, Request
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import Connection
 
 from app.config import Settings
+from app.db.errors import translated
 
 
-def make_engine(settings: Settings) -> Engine:
-    """Create the process engine (called from the app lifespan and the CLI, never at import)."""
+def make_engine(settings: Settings, *, serving: bool = False) -> Engine:
+    """Create the process engine (called from the app lifespan and the CLI, never at import).
+
+    A serving engine (the API) also bounds how long a request waits: for a free pooled
+    connection (`YIZHAN_POOL_TIMEOUT_S`, then 503) and for a row lock (`YIZHAN_LOCK_TIMEOUT_MS`,
+    then 409); a transaction left idle is ended by the server after a minute. The CLI's
+    imports may wait for locks as long as they need. See docs/reliability.md for the sizing."""
+    options = [
+        # Partial per-amenity indexes only match plans made with the real parameter
+        # values; a generic plan would silently fall back to the unfiltered index.
+        "-c plan_cache_mode=force_custom_plan",
+        "-c timezone=UTC",
+    ]
+    if serving:
+        options += [
+            f"-c lock_timeout={settings.lock_timeout_ms}",
+            "-c idle_in_transaction_session_timeout=60000",
+        ]
     return create_engine(
         settings.database_url,
         pool_size=settings.pool_size,
-        max_overflow=settings.pool_size,
+        max_overflow=settings.pool_max_overflow,
+        pool_timeout=settings.pool_timeout_s,
         pool_pre_ping=True,
         connect_args={
-            # Partial per-amenity indexes only match plans made with the real parameter
-            # values; a generic plan would silently fall back to the unfiltered index.
-            "options": "-c plan_cache_mode=force_custom_plan -c timezone=UTC",
+            "options": " ".join(options),
             "application_name": "yizhan",
+            # A dead server or network must fail a new connection fast, not hang a request.
+            "connect_timeout": 5,
         },
     )
 
@@ -42,21 +58,13 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with translated(), self.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
+        """One transaction; its COMMIT happens when the block ends, and a COMMIT that fails
+        raises (translated) — so a caller that answers after the block never acknowledges a
+        write that is not durable."""
+        with translated(), self.engine.begin() as conn:
             yield conn
-
-
-def get_conn(request: Request) -> Iterator[Connection]:
-    """The per-request connection dependency: a read unit for safe methods, else a write unit."""
-    db: Database = request.app.state.db
-    unit = db.read() if request.method in SAFE_METHODS else db.write()
-    with unit as conn:
-        yield conn
-
-
-ConnDep = Annotated[Connection, Depends(get_conn)]

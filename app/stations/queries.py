@@ -274,10 +274,43 @@ def update(
     return conn.execute(stmt, params).mappings().first()
 
 
-def delete(conn: Connection, station_id: int) -> bool:
-    """Delete one station; False when the id is unknown."""
-    result = conn.execute(text("DELETE FROM stations WHERE id = :id"), {"id": station_id})
-    return result.rowcount == 1
+def change_amenities(
+    conn: Connection,
+    station_id: int,
+    add: list[str],
+    remove: list[str],
+    vocabulary: tuple[str, ...],
+    expected_version: int | None,
+) -> RowMapping | None:
+    """Add and remove amenities in one statement (the row lock makes concurrent changes
+    compose), keeping the vocabulary's order; None when the id (or version) does not match."""
+    where = "id = :id"
+    params: dict[str, Any] = {"id": station_id, "add": add, "remove": remove, "vocab": vocabulary}
+    if expected_version is not None:
+        where += " AND version = :expected_version"
+        params["expected_version"] = expected_version
+    stmt = text(
+        "UPDATE stations SET amenities = ARRAY("
+        " SELECT v.code FROM unnest(CAST(:vocab AS text[])) WITH ORDINALITY AS v(code, i)"
+        " WHERE (v.code = ANY(amenities) OR v.code = ANY(:add)) AND NOT v.code = ANY(:remove)"
+        " ORDER BY v.i),"
+        f" updated_at = now(), version = version + 1 WHERE {where} RETURNING {COLUMNS}"
+    ).bindparams(
+        bindparam("add", type_=_TEXT_ARRAY),
+        bindparam("remove", type_=_TEXT_ARRAY),
+        bindparam("vocab", type_=_TEXT_ARRAY),
+    )
+    return conn.execute(stmt, params).mappings().first()
+
+
+def delete(conn: Connection, station_id: int, expected_version: int | None = None) -> bool:
+    """Delete one station; False when the id (or the expected version) does not match."""
+    sql = "DELETE FROM stations WHERE id = :id"
+    params: dict[str, Any] = {"id": station_id}
+    if expected_version is not None:
+        sql += " AND version = :expected_version"
+        params["expected_version"] = expected_version
+    return conn.execute(text(sql), params).rowcount == 1
 
 
 def exists(conn: Connection, station_id: int) -> bool:

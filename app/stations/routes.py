@@ -14,7 +14,7 @@ from app.api.deps import ConnDep, DbDep, NetworkDep, SettingsDep
 from app.api.params import CoordSysQ, DistrictQ, LatQ, LonQ, OpenAtQ, StationId
 from app.api.responses import GeoJSONResponse, JSONBytesResponse, dumps
 from app.api.security import AdminDep
-from app.errors import InvalidInputError
+from app.errors import InvalidInputError, PreconditionRequiredError
 from app.geo import coords
 from app.geo.coords import CoordSys
 from app.hours import store as hours_store
@@ -24,6 +24,7 @@ from app.network.travel import Mode
 from app.reports.vocab import KINDS as REPORT_KINDS_TERMS
 from app.stations import queries, service
 from app.stations.schemas import (
+    AmenityChange,
     StationFeatureIn,
     StationFeaturePatch,
     parse_bbox,
@@ -53,16 +54,33 @@ def _etag(version: int) -> str:
     return f'"{version}"'
 
 
-def _parse_if_match(value: str | None) -> int | None:
-    if value is None:
+#: `If-Match: *`: "whatever the current version is" (RFC 9110 §13.1.1) — the explicit,
+#: deliberate last-write-wins override.
+ANY_VERSION = "*"
+
+
+def _parse_if_match(value: str | None, *, required: bool) -> int | None:
+    """The version an `If-Match` header names; None for `*`. Without the header: 428 when
+    `required`, else None (no precondition)."""
+    if value is None or not value.strip():
+        if required:
+            raise PreconditionRequiredError(
+                'If-Match: required — send the ETag you read, e.g. If-Match: "3" (or '
+                "If-Match: * to overwrite whatever is there); to add or remove amenities "
+                "without reading first, POST /api/v1/stations/{id}/amenities "
+                "(修改站点需要 If-Match 版本号)",
+                field="If-Match",
+            )
         return None
     raw = value.strip()
+    if raw == ANY_VERSION:
+        return None
     if raw.startswith("W/"):
         raw = raw[2:]
     raw = raw.strip('"')
-    if not raw.isdigit():
+    if not raw.isdigit() or len(raw) > 18:
         raise InvalidInputError(
-            'If-Match: expected the station version as an ETag, e.g. "3"', field="If-Match"
+            'If-Match: expected the station version as an ETag, e.g. "3", or *', field="If-Match"
         )
     return int(raw)
 
@@ -359,7 +377,7 @@ def get_station(
 
 @router.patch(
     "/stations/{station_id}",
-    summary="Change some properties and/or the position (optional If-Match: version)",
+    summary="Change some properties and/or the position (If-Match: the version you read, or *)",
     dependencies=[AdminDep],
     response_class=GeoJSONResponse,
 )
@@ -372,7 +390,28 @@ def patch_station(
     coord_sys: CoordSysQ = "wgs84",
 ) -> GeoJSONResponse:
     ctx = service.FeatureContext.build(settings, conn, None, coord_sys)
-    row = service.patch_station(conn, station_id, patch, _parse_if_match(if_match), ctx)
+    expected = _parse_if_match(if_match, required=True)
+    row = service.patch_station(conn, station_id, patch, expected, ctx)
+    return GeoJSONResponse(service.to_feature(row, ctx), headers={"ETag": _etag(row["version"])})
+
+
+@router.post(
+    "/stations/{station_id}/amenities",
+    summary="Add and/or remove amenities atomically (no If-Match needed)",
+    dependencies=[AdminDep],
+    response_class=GeoJSONResponse,
+)
+def change_amenities(
+    settings: SettingsDep,
+    conn: ConnDep,
+    station_id: StationId,
+    change: AmenityChange,
+    if_match: Annotated[str | None, Header(max_length=100)] = None,
+    coord_sys: CoordSysQ = "wgs84",
+) -> GeoJSONResponse:
+    ctx = service.FeatureContext.build(settings, conn, None, coord_sys)
+    expected = _parse_if_match(if_match, required=False)
+    row = service.change_amenities(conn, station_id, change, expected)
     return GeoJSONResponse(service.to_feature(row, ctx), headers={"ETag": _etag(row["version"])})
 
 
@@ -382,6 +421,10 @@ def patch_station(
     summary="Delete a station",
     dependencies=[AdminDep],
 )
-def delete_station(conn: ConnDep, station_id: StationId) -> Response:
-    service.delete_station(conn, station_id)
+def delete_station(
+    conn: ConnDep,
+    station_id: StationId,
+    if_match: Annotated[str | None, Header(max_length=100)] = None,
+) -> Response:
+    service.delete_station(conn, station_id, _parse_if_match(if_match, required=False))
     return Response(status_code=204)

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from app.stations.vocab import (
     ACCESS_CODES,
@@ -20,8 +29,38 @@ DISTRICT_RE = r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$"
 EXTERNAL_ID_RE = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"
 PHONE_RE = r"^[0-9+()\- ]{3,40}$"
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+NUL_MESSAGE = "must not contain NUL characters (不能包含 NUL 字符)"
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError(NUL_MESSAGE)
+    return value
+
+
+def _json_number(value: object) -> object:
+    # pydantic's lax mode reads true as 1 and "114.3" as 114.3; a JSON body says what it means
+    if isinstance(value, bool | str | bytes):
+        shown = "a boolean" if isinstance(value, bool) else "a string"
+        raise ValueError(f"must be a JSON number, got {shown} (须为数字)")
+    return value
+
+
+#: Text read from JSON: PostgreSQL text cannot hold NUL, so it is refused here, naming the
+#: field, for every text field of every body (`Annotated[str, NoNulText, ...]`).
+NoNulText = AfterValidator(_no_nul)
+#: Numbers read from JSON: JSON numbers only (an integer is fine for a float), never booleans
+#: or numbers written as strings (`Annotated[float, JsonNumber, ...]`).
+JsonNumber = BeforeValidator(_json_number)
+
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NoNulText
+]
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoNulText
+]
+HoursText = Annotated[str, Field(max_length=500), NoNulText]
+Capacity = Annotated[int, JsonNumber, Field(ge=0, le=100_000)]
 
 
 def check_lon_lat(lon: float, lat: float) -> None:
@@ -55,7 +94,7 @@ class PointGeometry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["Point"]
-    coordinates: list[float] = Field(min_length=2, max_length=3)
+    coordinates: list[Annotated[float, JsonNumber]] = Field(min_length=2, max_length=3)
 
     @field_validator("coordinates")
     @classmethod
@@ -119,10 +158,15 @@ class StationProperties(_PropertyChecks):
     operator: ShortText | None = None
     access: str = "outdoor_workers"
     amenities: list[str] = Field(default_factory=list, max_length=64)
-    opening_hours: Annotated[str, Field(max_length=500)] | None = None
+    opening_hours: HoursText | None = None
     status: str = "open"
     phone: Annotated[str, Field(pattern=PHONE_RE)] | None = None
-    capacity: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    capacity: Capacity | None = None
+
+
+PATCH_REQUIRED: frozenset[str] = frozenset(
+    {"external_id", "name", "host_type", "access", "amenities", "status"}
+)
 
 
 class StationPatchProperties(_PropertyChecks):
@@ -136,15 +180,21 @@ class StationPatchProperties(_PropertyChecks):
     operator: ShortText | None = None
     access: str | None = None
     amenities: list[str] | None = Field(default=None, max_length=64)
-    opening_hours: Annotated[str, Field(max_length=500)] | None = None
+    opening_hours: HoursText | None = None
     status: str | None = None
     phone: Annotated[str, Field(pattern=PHONE_RE)] | None = None
-    capacity: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    capacity: Capacity | None = None
 
-    #: Fields that may not be cleared with null.
-    REQUIRED: frozenset[str] = frozenset(
-        {"external_id", "name", "host_type", "access", "amenities", "status"}
-    )
+    #: Fields that may not be cleared with null. A ClassVar: an annotated class attribute
+    #: would be a field a client could send (`"REQUIRED": []`), switching this guard off.
+    REQUIRED: ClassVar[frozenset[str]] = PATCH_REQUIRED
+
+    @field_validator(*sorted(PATCH_REQUIRED))
+    @classmethod
+    def _not_null(cls, v: Any) -> Any:
+        if v is None:
+            raise ValueError("cannot be null; omit it to keep the current value (不能为空)")
+        return v
 
     def changes(self) -> dict[str, Any]:
         """The fields the client sent, with their new values; null for a required field fails."""
@@ -175,6 +225,30 @@ class StationFeaturePatch(BaseModel):
     type: Literal["Feature"]
     geometry: PointGeometry | None = None
     properties: StationPatchProperties = Field(default_factory=StationPatchProperties)
+
+
+class AmenityChange(BaseModel):
+    """Amenities to add and to remove, applied atomically on the server (no read-modify-write
+    on the phone, so two managers ticking different boxes never undo each other)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    add: list[str] = Field(default_factory=list, max_length=64)
+    remove: list[str] = Field(default_factory=list, max_length=64)
+
+    @field_validator("add", "remove")
+    @classmethod
+    def _codes(cls, v: list[str]) -> list[str]:
+        return normalise_amenities(v)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> AmenityChange:
+        both = set(self.add) & set(self.remove)
+        if both:
+            raise ValueError(f"add and remove both name {', '.join(sorted(both))}")
+        if not self.add and not self.remove:
+            raise ValueError("name at least one amenity to add or remove")
+        return self
 
 
 class StationCollectionIn(BaseModel):

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 from psycopg import errors as pg_errors
 from sqlalchemy.engine import Connection, RowMapping
@@ -27,7 +27,8 @@ from app.hours import describe, evaluate, station_state
 from app.hours import store as hours_store
 from app.hours.calendar import HolidayCalendar
 from app.stations import queries
-from app.stations.schemas import StationFeatureIn, StationFeaturePatch
+from app.stations.schemas import AmenityChange, StationFeatureIn, StationFeaturePatch
+from app.stations.vocab import AMENITY_CODES
 
 COORD_DECIMALS = 7
 
@@ -211,21 +212,35 @@ def patch_station(
         changes["source_crs"] = ctx.coord_sys
     with translated_db_errors():
         row = queries.update(conn, station_id, changes, lon_lat, expected_version)
-    if row is not None:
-        return row
-    if not queries.exists(conn, station_id):
+    return row if row is not None else _missing(conn, station_id, expected_version)
+
+
+def change_amenities(
+    conn: Connection, station_id: int, change: AmenityChange, expected_version: int | None
+) -> RowMapping:
+    """Add/remove amenities atomically (optionally only at `expected_version`)."""
+    row = queries.change_amenities(
+        conn, station_id, change.add, change.remove, AMENITY_CODES, expected_version
+    )
+    return row if row is not None else _missing(conn, station_id, expected_version)
+
+
+def delete_station(conn: Connection, station_id: int, expected_version: int | None = None) -> None:
+    """Delete a station (optionally only at `expected_version`)."""
+    if not queries.delete(conn, station_id, expected_version):
+        _missing(conn, station_id, expected_version)
+
+
+def _missing(conn: Connection, station_id: int, expected_version: int | None) -> NoReturn:
+    """Why a conditional write matched no row: the id is unknown (404) or the version moved
+    on (412)."""
+    if expected_version is None or not queries.exists(conn, station_id):
         raise NotFoundError(f"id: no station with id {station_id}", field="id")
     raise PreconditionFailedError(
         f"If-Match: station {station_id} is no longer at version {expected_version}; "
-        "fetch it again and reapply your change",
+        "fetch it again and reapply your change (站点已被他人修改，请重新读取)",
         field="If-Match",
     )
-
-
-def delete_station(conn: Connection, station_id: int) -> None:
-    """Delete a station or raise NotFoundError."""
-    if not queries.delete(conn, station_id):
-        raise NotFoundError(f"id: no station with id {station_id}", field="id")
 
 
 def import_collection(
