@@ -37,11 +37,12 @@ class Settings(BaseSettings):
     #: Largest body of an admin upload (`PUT /api/v1/districts`: district outlines run to
     #: megabytes), in bytes; every other request keeps `max_body_bytes`.
     max_upload_bytes: int = 20 * 1024 * 1024
-    #: Database connections: `pool_size` kept open plus `pool_max_overflow` opened under load;
-    #: a request that finds none free within `pool_timeout_s` gets 503 + Retry-After. Worker
-    #: threads (sync routes, database work) default to pool_size + pool_max_overflow, so a
-    #: thread never waits on the pool for a connection held by a request that waits for a
-    #: thread. A write waiting for a row lock longer than `lock_timeout_ms` gets 409.
+    #: Database connections: `pool_size` kept open plus `pool_max_overflow` opened under load.
+    #: As many requests as there are connections are admitted to the database at once; the
+    #: others wait on the event loop (no thread, no connection) and get 503 + Retry-After after
+    #: `pool_timeout_s`. Worker threads default to connections + 8, so an admitted request
+    #: always finds a thread. A write waiting for a row lock longer than `lock_timeout_ms`
+    #: gets 409. See app/api/admission.py and docs/reliability.md.
     pool_size: int = Field(default=10, ge=1, le=200)
     pool_max_overflow: int = Field(default=10, ge=0, le=200)
     pool_timeout_s: float = Field(default=5.0, gt=0, le=60)

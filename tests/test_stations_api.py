@@ -168,7 +168,9 @@ def test_patch_changes_only_what_is_sent_and_bumps_version(client):
 def test_patch_with_stale_version_is_412_and_changes_nothing(client):
     sid = create(client).json()["id"]
     client.patch(
-        f"{URL}/{sid}", json={"type": "Feature", "properties": {"capacity": 3}}, headers={**AUTH, "If-Match": "*"}
+        f"{URL}/{sid}",
+        json={"type": "Feature", "properties": {"capacity": 3}},
+        headers={**AUTH, "If-Match": "*"},
     )
     r = client.patch(
         f"{URL}/{sid}",
@@ -185,12 +187,16 @@ def test_patch_cannot_null_required_fields_or_duplicate_external_id(client):
     a = create(client, external_id="A-1").json()["id"]
     create(client, external_id="B-1")
     r = client.patch(
-        f"{URL}/{a}", json={"type": "Feature", "properties": {"name": None}}, headers={**AUTH, "If-Match": "*"}
+        f"{URL}/{a}",
+        json={"type": "Feature", "properties": {"name": None}},
+        headers={**AUTH, "If-Match": "*"},
     )
     assert r.status_code == 422
     assert r.json()["field"] == "properties.name"
     r = client.patch(
-        f"{URL}/{a}", json={"type": "Feature", "properties": {"external_id": "B-1"}}, headers={**AUTH, "If-Match": "*"}
+        f"{URL}/{a}",
+        json={"type": "Feature", "properties": {"external_id": "B-1"}},
+        headers={**AUTH, "If-Match": "*"},
     )
     assert r.status_code == 409
     assert client.get(f"{URL}/{a}").json()["properties"]["external_id"] == "A-1"

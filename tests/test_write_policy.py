@@ -125,7 +125,9 @@ def test_a_row_lock_held_elsewhere_is_a_409_with_retry_after(client, engine, con
     try:
         with engine.connect() as locker:
             tx = locker.begin()
-            locker.execute(text("SELECT 1 FROM stations WHERE id = :i FOR UPDATE"), {"i": locked_id})
+            locker.execute(
+                text("SELECT 1 FROM stations WHERE id = :i FOR UPDATE"), {"i": locked_id}
+            )
             conn.execute(text("SET LOCAL lock_timeout = '200ms'"))
             r = client.patch(
                 f"{URL}/{locked_id}",

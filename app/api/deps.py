@@ -10,12 +10,13 @@ issue hangs the current user here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Connection
 
+from app.api.admission import Admission
 from app.config import Settings
 from app.coverage.service import CoverageEngine
 from app.db.engine import SAFE_METHODS, Database
@@ -28,9 +29,12 @@ async def get_settings_dep(request: Request) -> Settings:
     return settings
 
 
-async def get_db(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
+async def get_db(request: Request) -> AsyncIterator[Database]:
+    """The database, once this request is admitted (see app/api/admission.py): a route that
+    declares `DbDep` or `ConnDep` holds one admission slot until its function returns."""
+    admission: Admission = request.app.state.admission
+    async with admission.slot():
+        yield request.app.state.db
 
 
 async def get_network(request: Request) -> NetworkState:
@@ -48,7 +52,10 @@ async def get_report_limiter(request: Request) -> ReportLimiter:
     return limiter
 
 
-def get_conn(request: Request, db: Annotated[Database, Depends(get_db)]) -> Iterator[Connection]:
+DbDep = Annotated[Database, Depends(get_db, scope="function")]
+
+
+def get_conn(request: Request, db: DbDep) -> Iterator[Connection]:
     """A connection for the request: a read unit for safe methods, else a write unit.
 
     Declared with `scope="function"`, so its exit (the COMMIT of a write) runs when the route
@@ -60,7 +67,6 @@ def get_conn(request: Request, db: Annotated[Database, Depends(get_db)]) -> Iter
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-DbDep = Annotated[Database, Depends(get_db)]
 NetworkDep = Annotated[NetworkState, Depends(get_network)]
 CoverageDep = Annotated[CoverageEngine, Depends(get_coverage)]
 ReportLimiterDep = Annotated[ReportLimiter, Depends(get_report_limiter)]

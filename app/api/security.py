@@ -14,7 +14,7 @@ from app.errors import ServiceUnavailableError, UnauthorizedError
 _bearer = HTTPBearer(auto_error=False, description="ADMIN_TOKEN, required for writes")
 
 
-def require_admin(
+async def require_admin(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
