@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     #: runs stay in memory.
     coverage_wait_s: float = Field(default=20.0, ge=0, le=120)
     coverage_keep_runs: int = Field(default=6, ge=1, le=50)
+    #: At most one run computes at a time and `coverage_max_queued` more wait; a new run
+    #: beyond that is refused with 503 + Retry-After (identical requests join one run). A
+    #: queued or computing run that no request waits for and nobody has polled for
+    #: `coverage_abandon_s` is dropped.
+    coverage_max_queued: int = Field(default=2, ge=0, le=20)
+    coverage_abandon_s: float = Field(default=15.0, ge=1, le=600)
+    #: Memory for finished runs and their demand grids, in MiB (estimated; least recently
+    #: used runs are dropped beyond it). See docs/reliability.md for what a run costs.
+    coverage_memory_mb: int = Field(default=1024, ge=32, le=65536)
+    #: Where runs compute: `process` (one separate, niced process, so a run never holds the
+    #: server's GIL and other requests stay fast) or `thread` (in the server process).
+    coverage_worker: Literal["process", "thread"] = "process"
     #: Keep the opening-hours window fresh from inside the server (check hourly).
     hours_auto_refresh: bool = True
     #: Problem reports a client address may file (`limits` syntax), and where counts live

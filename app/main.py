@@ -12,10 +12,16 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.gzip import GZipMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
+from app.api.admission import Admission
+from app.api.handlers import install_error_handlers
+from app.api.headers import SecurityHeaders
 from app.api.limits import BodySizeLimit, QueryNulGuard
+from app.api.methods import AllowedMethods
+from app.api.openapi import Health, NotReady, Ready, body, install_openapi
 from app.api.responses import JSONBytesResponse
 from app.config import Settings, get_settings
 from app.coverage.routes import router as coverage_router
@@ -26,7 +32,6 @@ from app.demand.routes import UPLOAD_PATH_PREFIX as DEMAND_UPLOAD_PREFIX
 from app.demand.routes import router as demand_router
 from app.districts.routes import UPLOAD_METHOD, UPLOAD_PATH
 from app.districts.routes import router as districts_router
-from app.errors import install_error_handlers
 from app.hours import store as hours_store
 from app.network.routes import router as network_router
 from app.network.service import NetworkState
@@ -35,7 +40,10 @@ from app.reports.routes import router as reports_router
 from app.reports.service import ReportLimiter
 from app.stations.routes import router as stations_router
 from app.tiles.routes import router as tiles_router
-from app.web.assets import LEAFLET_DIR
+from app.web.assets import LEAFLET_DIR, SWAGGER_UI_DIR
+from app.web.basemaps import tile_origins
+from app.web.docs import STATIC as DOCS_STATIC
+from app.web.docs import router as docs_router
 from app.web.routes import router as web_router
 
 log = logging.getLogger("yizhan")
@@ -63,10 +71,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings, serving=True)
         app.state.engine = engine
         app.state.db = Database(engine)
-        # Worker threads = database connections (see Settings.pool_size): a request holding a
-        # thread can always get a connection, so the pool never times out on thread starvation.
-        threads = settings.worker_threads or settings.pool_size + settings.pool_max_overflow
-        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        # Requests admitted to the database ≤ connections < worker threads: an admitted request
+        # never waits for a connection, and always finds a thread (app/api/admission.py).
+        connections = settings.pool_size + settings.pool_max_overflow
+        threads = settings.worker_threads or connections + 8
+        anyio.to_thread.current_default_thread_limiter().total_tokens = max(
+            threads, connections + 1
+        )
         refresher = None
         if settings.hours_auto_refresh:
             refresher = asyncio.create_task(_keep_hours_fresh(engine, settings.time_zone))
@@ -87,8 +98,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         lifespan=lifespan,
         default_response_class=JSONBytesResponse,
+        docs_url=None,  # /docs is app.web.docs: Swagger UI from our host, CSP-nonced
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.state.admission = Admission(
+        settings.pool_size + settings.pool_max_overflow, settings.pool_timeout_s
+    )
     app.state.network = NetworkState(
         TravelSettings(
             walk_kmh=settings.walk_kmh,
@@ -97,9 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             car_kmh_by_class={**DEFAULT_CAR_KMH, **settings.car_kmh},
         )
     )
-    app.state.coverage = CoverageEngine(
-        app.state.network, keep=settings.coverage_keep_runs, wait_s=settings.coverage_wait_s
-    )
+    app.state.coverage = CoverageEngine.from_settings(app.state.network, settings)
     app.state.report_limiter = ReportLimiter(
         settings.report_rate_limit, settings.rate_limit_storage
     )
@@ -119,6 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ProxyHeadersMiddleware,
             trusted_hosts=[h.strip() for h in settings.trusted_proxies.split(",") if h.strip()],
         )
+    app.add_middleware(AllowedMethods, router=app.router)  # 405/OPTIONS name every method
+    app.add_middleware(GZipMiddleware, minimum_size=1000, compresslevel=6)  # 9: 4x CPU, -1%
+    app.add_middleware(SecurityHeaders, img_hosts=tile_origins())  # CSP, nosniff: outermost
     install_error_handlers(app)
     app.include_router(stations_router)
     app.include_router(reports_router)
@@ -128,15 +145,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(districts_router)
     app.include_router(tiles_router)
     app.include_router(web_router)
+    app.include_router(docs_router)
     # Leaflet, fetched into .cache/ by `yizhan web assets`; the map page says so when missing
     LEAFLET_DIR.mkdir(parents=True, exist_ok=True)
     app.mount("/static/leaflet", StaticFiles(directory=LEAFLET_DIR), name="leaflet")
+    SWAGGER_UI_DIR.mkdir(parents=True, exist_ok=True)
+    app.mount(DOCS_STATIC, StaticFiles(directory=SWAGGER_UI_DIR), name="swagger-ui")
 
-    @app.get("/healthz", tags=["ops"], summary="The process is up")
+    @app.get("/healthz", tags=["ops"], summary="The process is up", responses=body(Health))
     def healthz() -> JSONBytesResponse:
         return JSONBytesResponse({"status": "ok"})
 
-    @app.get("/readyz", tags=["ops"], summary="The database answers and is migrated")
+    @app.get(
+        "/readyz",
+        tags=["ops"],
+        summary="The database answers and is migrated",
+        responses=body(Ready)
+        | body(NotReady, status=503, description="The database does not answer"),
+    )
     async def readyz() -> JSONBytesResponse:
         def probe() -> str | None:
             with app.state.db.read() as conn:
@@ -151,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         return JSONBytesResponse({"status": "ok", "database": "ok", "schema": revision})
 
+    install_openapi(app)  # what /openapi.json documents is what the routes send
     return app
 
 

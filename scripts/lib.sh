@@ -2,6 +2,7 @@
 # Shared set-up for scripts/demo.sh and scripts/test.sh. Source it; it defines functions only.
 #
 #   ensure_system   Debian packages: PostgreSQL + matching PostGIS, Python venv support
+#   ensure_browser  Debian's Chromium (+ driver, CJK fonts) for the real-browser tests
 #   ensure_venv     .venv with the project and its dev tools installed (re-run when pyproject changes)
 #   ensure_db       export DATABASE_URL: the caller's, or a private cluster in .pgdata/
 #
@@ -65,6 +66,12 @@ ensure_system() {
     v=$(pg_major)
     apt_install "postgresql-$v-postgis-3"
   fi
+}
+
+ensure_browser() {
+  # Playwright (a dev dependency) drives Debian's /usr/bin/chromium; `playwright install`
+  # (a browser build of its own) is never used.
+  apt_install chromium chromium-driver fonts-noto-cjk
 }
 
 ensure_venv() {
@@ -141,8 +148,9 @@ ensure_db() {
     while ! port_free "$port"; do port=$((port + 1)); done
     echo "$port" >"$PGROOT/port"
     log "starting PostgreSQL $v on 127.0.0.1:$port"
+    # synchronous_commit stays on: a write is acknowledged only once it would survive a crash.
     pg_run "$bin/pg_ctl" -D "$data" -l "$PGROOT/postgres.log" -w -t 60 \
-      -o "-p $port -k $run -c listen_addresses=127.0.0.1 -c synchronous_commit=off" \
+      -o "-p $port -k $run -c listen_addresses=127.0.0.1" \
       start >/dev/null || die "PostgreSQL did not start; see $PGROOT/postgres.log"
   fi
   export PGPASSWORD="$pw"

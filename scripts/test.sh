@@ -5,6 +5,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 ensure_system
+ensure_browser
 ensure_venv
+yizhan web assets >/dev/null # Leaflet, markercluster, Swagger UI into .cache/ (once)
 ensure_db
 exec python -m pytest "$@"

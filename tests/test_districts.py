@@ -424,7 +424,9 @@ def test_upload_bd09_too(client, conn):
     assert tuple(stored) == pytest.approx(coords.bd09_to_wgs84(114.30, 30.60), abs=1e-9)
 
 
-def test_upload_repairs_a_bow_tie(client, conn):
+def test_upload_refuses_a_bow_tie(client, conn):
+    # refused, not repaired into two triangles the planner never drew (issue 9; more cases in
+    # tests/test_hostile_input.py)
     bow = {
         "type": "Polygon",
         "coordinates": [
@@ -432,9 +434,10 @@ def test_upload_repairs_a_bow_tie(client, conn):
         ],
     }
     r = put(client, collection(dfeature("420102", bow)))
-    assert r.status_code == 200, r.text
-    row = conn.execute(text("SELECT ST_IsValid(geom), ST_NumGeometries(geom) FROM districts")).one()
-    assert tuple(row) == (True, 2)
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "features[0].geometry"
+    assert "Self-intersection near 114.305, 30.605" in r.json()["detail"]
+    assert conn.execute(text("SELECT count(*) FROM districts")).scalar_one() == 0
 
 
 def _mutations() -> list[tuple[str, Any, str]]:

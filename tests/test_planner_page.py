@@ -266,7 +266,7 @@ def test_standalone_map_export(client, stations):
     assert not re.search(r"<link[^>]+href=", doc)
     # (\b: base64 data: URIs of the inlined CSS images may contain the letters "cdn")
     assert not re.search(r"\bcdn|unpkg|jsdelivr|code\.jquery|bootstrap", doc, re.I)
-    urls = set(re.findall(r"https?://[^\s\"'<>)]+", doc))
+    urls = set(re.findall(r"https?://[^\s\"'<>);]+", doc))  # ";": the CSP <meta>
     assert "https://tile.openstreetmap.org/{z}/{x}/{y}.png" in urls
     # the rest are comments and licence lines of the inlined libraries, and an SVG namespace
     hosts = {re.sub(r"^https?://([^/]+).*", r"\1", u) for u in urls}
@@ -303,13 +303,11 @@ def test_downloads_and_language_links_keep_the_parameters(client, stations):
 
 def test_computing_state_reloads(client, stations, monkeypatch):
     engine = client.app.state.coverage
-    monkeypatch.setattr(
-        engine,
-        "get",
-        lambda inputs, wait_s=None: Pending(
-            "k" * 32, 0.0, {"stage": "stations", "done": 1, "total": 3}
-        ),
-    )
+
+    async def still_computing(*args, **kwargs):
+        return Pending("k" * 32, 0.0, {"stage": "stations", "done": 1, "total": 3})
+
+    monkeypatch.setattr(engine, "obtain", still_computing)
     page = client.get("/planner", params=PARAMS)
     assert page.status_code == 200
     assert '<meta http-equiv="refresh" content="3">' in page.text

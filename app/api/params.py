@@ -19,25 +19,38 @@ DISTRICT_PATTERN = r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$"
 
 #: A plain decimal number as people and phones write it: optional sign, digits, optional
 #: fraction and exponent. No underscores, no hex, no "inf"/"nan", no surrounding junk.
-_DECIMAL = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+_DECIMAL = re.compile(r"[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?")
 
 
 def _plain_decimal(value: object) -> object:
     if isinstance(value, str) and not _DECIMAL.fullmatch(value.strip()):
-        raise ValueError("must be a plain decimal number, e.g. 30.5825")
+        raise ValueError("must be a plain decimal number, e.g. 30.5825 (请填写十进制数)")
+    return value
+
+
+#: A plain whole number: optional sign and ASCII digits only (no "1_0", " 5", "5.0", "٣").
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+
+
+def _plain_integer(value: object) -> object:
+    if isinstance(value, str) and not _INTEGER.fullmatch(value):
+        raise ValueError("must be a whole number written with digits 0-9, e.g. 5 (请填写整数)")
     return value
 
 
 def _no_nul(value: object) -> object:
     if isinstance(value, str) and "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+        raise ValueError("must not contain NUL characters (不能包含 NUL 字符)")
     return value
 
 
+#: Put these in the `Annotated[...]` of every numeric query or path parameter (before the
+#: `Query`/`Path`), also around `X | None`: `Annotated[float | None, StrictDecimal, Query(...)]`.
 StrictDecimal = BeforeValidator(_plain_decimal)
+StrictInteger = BeforeValidator(_plain_integer)
 NoNul = AfterValidator(_no_nul)
 
-StationId = Annotated[int, Path(ge=1, le=MAX_ID, description="Station id")]
+StationId = Annotated[int, StrictInteger, Path(ge=1, le=MAX_ID, description="Station id")]
 LatQ = Annotated[
     float,
     StrictDecimal,
@@ -79,6 +92,7 @@ OpenAtQ = Annotated[
 ]
 LayerName = Annotated[
     str,
+    NoNul,
     Path(
         max_length=100,
         description="Layer name: 1-40 characters of a-z, 0-9, '_' or '-' (e.g. population)",

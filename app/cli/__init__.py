@@ -393,11 +393,14 @@ cli.add_typer(web_cli, name="web")
 
 @web_cli.command("assets")
 def web_assets() -> None:
-    """Fetch Leaflet (from the django-leaflet wheel on PyPI) into .cache/ for the map page."""
-    from app.web.assets import ensure_leaflet
+    """Fetch Leaflet (django-leaflet wheel, PyPI) and Leaflet.markercluster for the maps, and
+    Swagger UI (swagger-ui-dist, npm) for /docs, into .cache/ (once; SHA-256 checked)."""
+    from app.web.assets import ensure_leaflet, ensure_swagger_ui
 
     path = ensure_leaflet()
     console.print(f"[green]Leaflet ready in {path}[/]")
+    path = ensure_swagger_ui()
+    console.print(f"[green]Swagger UI ready in {path}[/]")
 
 
 @cli.command("serve")

@@ -81,7 +81,7 @@ def coverage_run(
     csv_out: Path | None = typer.Option(None, "--csv", help="write the district table as CSV"),
 ) -> None:
     """Compute coverage and print the overall and per-district summary."""
-    from app.coverage.routes import summary_csv
+    from app.exchange import csvsafe
 
     run, engine = _compute(mode, minutes, resolution, weight)
     engine.dispose()
@@ -101,7 +101,7 @@ def coverage_run(
     if out:
         out.write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
     if csv_out:
-        csv_out.write_text(summary_csv(body), encoding="utf-8")
+        csv_out.write_text(csvsafe.coverage_summary(body), encoding="utf-8", newline="")
 
 
 @coverage_cli.command("map")

@@ -3,30 +3,50 @@
 Every endpoint takes the run parameters (mode, minutes, bands, resolution, weight, open_at,
 dense_minutes); the first request for a combination computes the run (Wuhan: seconds) and
 later ones reuse it. A run still computing after `YIZHAN_COVERAGE_WAIT_S` answers 202 with a
-`Location` to poll (`GET /api/v1/coverage/runs/{run}`).
+`Location` to poll (`GET /api/v1/coverage/runs/{run}`). Runs are bounded: one computes, a few
+wait, more get 503 + Retry-After (see `service.CoverageEngine`). The routes are `async`: the
+inputs are read and the cells stored in short units of work on worker threads, the wait for a
+run holds neither a connection nor a thread, and the answer is shaped on a worker thread.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ConnDep
-from app.api.params import CoordSysQ
+from app.api.deps import CoverageDep, DbDep, SettingsDep
+from app.api.openapi import (
+    GEOJSON,
+    JSON_BODY,
+    PENDING,
+    CoverageCollection,
+    CoverageRunStatus,
+    CoverageSummary,
+    Scenario,
+    errors,
+)
+from app.api.openapi import body as response_body
+from app.api.params import CoordSysQ, StrictDecimal, StrictInteger
 from app.api.responses import GeoJSONResponse, JSONBytesResponse
 from app.coverage import derive, service
-from app.coverage.service import CoverageEngine, Params, Pending, Run, SitePoint
+from app.coverage.service import Params, Pending, Run, SitePoint
 from app.errors import NotFoundError
 from app.geo import coords
 from app.geo.coords import CoordSys
 from app.hours import store as hours_store
 from app.network.travel import Mode
+from app.stations.schemas import JsonNumber, NoNulText
 
 router = APIRouter(prefix="/api/v1/coverage", tags=["coverage"])
+
+#: What a run-backed endpoint can answer besides its body and 202: unknown district (404), no
+#: road network (409), bad parameters (422), too many runs at once (429), database (503).
+_RUN_ERRORS = (404, 409, 422, 429, 503)
+_COLLECTION = response_body(CoverageCollection, media=GEOJSON)
 
 DistrictQ = Annotated[
     str | None,
@@ -36,11 +56,15 @@ DistrictQ = Annotated[
 
 def run_params(
     mode: Annotated[Mode, Query(description="walk (default), ebike or car")] = Mode.WALK,
-    minutes: Annotated[int, Query(ge=1, le=60, description="target: the service circle")] = 15,
+    minutes: Annotated[
+        int, StrictInteger, Query(ge=1, le=60, description="target: the service circle")
+    ] = 15,
     bands: Annotated[
         str | None, Query(max_length=40, description="band edges, default 5,10,15")
     ] = None,
-    resolution: Annotated[int, Query(description="H3 resolution 8, 9 (default) or 10")] = 9,
+    resolution: Annotated[
+        int, StrictInteger, Query(description="H3 resolution 8, 9 (default) or 10")
+    ] = 9,
     weight: Annotated[
         str,
         Query(
@@ -54,7 +78,9 @@ def run_params(
         Query(max_length=40, description="count only stations open at this instant (ISO 8601)"),
     ] = None,
     dense_minutes: Annotated[
-        float, Query(gt=0, le=60, description="over-density radius in minutes (default 5)")
+        float,
+        StrictDecimal,
+        Query(gt=0, le=60, description="over-density radius in minutes (default 5)"),
     ] = derive.DEFAULT_DENSE_MINUTES,
 ) -> Params:
     when = hours_store.parse_instant(open_at) if open_at is not None else None
@@ -72,20 +98,24 @@ def run_params(
 ParamsDep = Annotated[Params, Depends(run_params)]
 
 
-def _engine(request: Request) -> CoverageEngine:
-    engine: CoverageEngine = request.app.state.coverage
-    return engine
+RunFor = Callable[[Params], Awaitable[Run | Pending]]
 
 
-def get_run(request: Request, conn: Any, params: Params) -> Run | Pending:
-    """The run for `params` (computed or from the cache), its cells stored once."""
-    engine = _engine(request)
-    inputs = engine.read_inputs(conn, params, time_zone=request.app.state.settings.time_zone)
-    result = engine.get(inputs)
-    if isinstance(result, Run) and result.run_id is None:
-        with request.app.state.db.write() as wconn:
-            service.persist(wconn, result)
-    return result
+async def run_for(
+    request: Request, engine: CoverageDep, db: DbDep, settings: SettingsDep
+) -> RunFor:
+    """What a run-backed route awaits: the run for its parameters (cached, joined or
+    computed; cells stored once), or Pending after `YIZHAN_COVERAGE_WAIT_S`."""
+
+    async def get(params: Params) -> Run | Pending:
+        return await engine.obtain(
+            db, params, time_zone=settings.time_zone, disconnected=request.is_disconnected
+        )
+
+    return get
+
+
+RunForDep = Annotated[RunFor, Depends(run_for)]
 
 
 def pending_response(request: Request, pending: Pending) -> JSONBytesResponse:
@@ -97,11 +127,15 @@ def pending_response(request: Request, pending: Pending) -> JSONBytesResponse:
     )
 
 
-@router.get("/runs/{key}", name="coverage_run_status", summary="Status of a coverage run")
-def run_status(
-    request: Request, key: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
+@router.get(
+    "/runs/{key}",
+    name="coverage_run_status",
+    summary="Status of a coverage run",
+    responses=response_body(CoverageRunStatus) | errors(404, 422, 503),
+)
+async def run_status(
+    engine: CoverageDep, key: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")]
 ) -> JSONBytesResponse:
-    engine = _engine(request)
     run = engine.cached(key)
     if run is not None:
         return JSONBytesResponse({"status": "done", **run.meta()})
@@ -111,61 +145,81 @@ def run_status(
             {"status": "running", "run": key, "progress": pending.progress}, status_code=200
         )
     if key in engine.failures:
-        return JSONBytesResponse({"status": "failed", "run": key, "error": engine.failures[key]})
+        error = engine.failures[key]
+        status = "cancelled" if error.startswith("cancelled") else "failed"
+        return JSONBytesResponse({"status": status, "run": key, "error": error})
     raise NotFoundError(f"key: no coverage run {key} in this process", field="key")
 
 
-@router.get("/summary", summary="Share of area and demand within 5/10/15 minutes, by district")
-def summary(
-    request: Request, conn: ConnDep, params: ParamsDep, district: DistrictQ = None
+@router.get(
+    "/summary",
+    summary="Share of area and demand within 5/10/15 minutes, by district",
+    responses=response_body(CoverageSummary) | PENDING | errors(*_RUN_ERRORS),
+)
+async def summary(
+    request: Request, run_for: RunForDep, params: ParamsDep, district: DistrictQ = None
 ) -> Response:
-    run = get_run(request, conn, params)
+    run = await run_for(params)
     if isinstance(run, Pending):
         return pending_response(request, run)
-    body = run.summary(district)
-    if run.run_id is not None:
-        base = str(request.base_url).rstrip("/")
-        body["tiles"] = f"{base}/api/v1/tiles/coverage/{run.run_id}/{{z}}/{{x}}/{{y}}.pbf"
-    return JSONBytesResponse(body)
+    base = str(request.base_url).rstrip("/")
+
+    def answer() -> Response:
+        body = run.summary(district)
+        if run.run_id is not None:
+            body["tiles"] = f"{base}/api/v1/tiles/coverage/{run.run_id}/{{z}}/{{x}}/{{y}}.pbf"
+        return JSONBytesResponse(body)
+
+    return await run_in_threadpool(answer)
 
 
 @router.get(
     "/cells",
     summary="Demand cells with minutes to the nearest open station (GeoJSON)",
     response_class=GeoJSONResponse,
+    responses=_COLLECTION | PENDING | errors(*_RUN_ERRORS),
 )
-def cells(
+async def cells(
     request: Request,
-    conn: ConnDep,
+    run_for: RunForDep,
     params: ParamsDep,
     district: DistrictQ = None,
     coord_sys: CoordSysQ = "wgs84",
 ) -> Response:
-    run = get_run(request, conn, params)
+    run = await run_for(params)
     if isinstance(run, Pending):
         return pending_response(request, run)
-    feats = run.cell_features(district, coord_sys)
-    return GeoJSONResponse(
-        {"type": "FeatureCollection", "features": feats, **run.meta(), "coord_sys": coord_sys}
-    )
+
+    def answer() -> Response:
+        feats = run.cell_features(district, coord_sys)
+        return GeoJSONResponse(
+            {"type": "FeatureCollection", "features": feats, **run.meta(), "coord_sys": coord_sys}
+        )
+
+    return await run_in_threadpool(answer)
 
 
 @router.get(
     "/gaps",
     summary="Connected areas beyond the target, ranked by uncovered demand (GeoJSON)",
     response_class=GeoJSONResponse,
+    responses=_COLLECTION | PENDING | errors(*_RUN_ERRORS),
 )
-def gaps(
+async def gaps(
     request: Request,
-    conn: ConnDep,
+    run_for: RunForDep,
     params: ParamsDep,
     district: DistrictQ = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    limit: Annotated[int, StrictInteger, Query(ge=1, le=1000)] = 50,
     coord_sys: CoordSysQ = "wgs84",
 ) -> Response:
-    run = get_run(request, conn, params)
+    run = await run_for(params)
     if isinstance(run, Pending):
         return pending_response(request, run)
+    return await run_in_threadpool(_gaps_answer, run, district, limit, coord_sys)
+
+
+def _gaps_answer(run: Run, district: str | None, limit: int, coord_sys: CoordSys) -> Response:
     total = float(run.weights[run.district_mask(district)].sum())
     feats = []
     for g in run.gaps(district, limit):
@@ -195,53 +249,63 @@ def gaps(
     "/overdense",
     summary="Over-dense cells, close station pairs and redundant stations, with reasons",
     response_class=GeoJSONResponse,
+    responses=_COLLECTION | PENDING | errors(*_RUN_ERRORS),
 )
-def overdense(
+async def overdense(
     request: Request,
-    conn: ConnDep,
+    run_for: RunForDep,
     params: ParamsDep,
     district: DistrictQ = None,
-    dense_n: Annotated[int, Query(ge=2, le=100)] = derive.DEFAULT_DENSE_N,
-    pair_minutes: Annotated[float, Query(gt=0, le=30)] = derive.DEFAULT_PAIR_MINUTES,
-    redundant_pct: Annotated[float, Query(ge=0, le=100)] = derive.DEFAULT_REDUNDANT_PCT,
+    dense_n: Annotated[int, StrictInteger, Query(ge=2, le=100)] = derive.DEFAULT_DENSE_N,
+    pair_minutes: Annotated[
+        float, StrictDecimal, Query(gt=0, le=30, allow_inf_nan=False)
+    ] = derive.DEFAULT_PAIR_MINUTES,
+    redundant_pct: Annotated[
+        float, StrictDecimal, Query(ge=0, le=100, allow_inf_nan=False)
+    ] = derive.DEFAULT_REDUNDANT_PCT,
     kind: Annotated[
         Literal["all", "cells", "pairs", "stations"], Query(description="which features")
     ] = "all",
     coord_sys: CoordSysQ = "wgs84",
 ) -> Response:
-    run = get_run(request, conn, params)
+    pair_minutes = service.check_pair_minutes(pair_minutes)  # 422 before any run
+    run = await run_for(params)
     if isinstance(run, Pending):
         return pending_response(request, run)
-    feats = service.overdense_features(
-        run,
-        district=district,
-        dense_n=dense_n,
-        pair_minutes=pair_minutes,
-        redundant_pct=redundant_pct,
-        kind=kind,
-        coord_sys=coord_sys,
-    )
-    return GeoJSONResponse(
-        {
-            "type": "FeatureCollection",
-            "features": feats,
-            **run.meta(),
-            "thresholds": {
-                "dense_n": dense_n,
-                "dense_minutes": run.params.dense_minutes,
-                "pair_minutes": pair_minutes,
-                "redundant_pct": redundant_pct,
-            },
-            "coord_sys": coord_sys,
-        }
-    )
+
+    def answer() -> Response:
+        feats = service.overdense_features(
+            run,
+            district=district,
+            dense_n=dense_n,
+            pair_minutes=pair_minutes,
+            redundant_pct=redundant_pct,
+            kind=kind,
+            coord_sys=coord_sys,
+        )
+        return GeoJSONResponse(
+            {
+                "type": "FeatureCollection",
+                "features": feats,
+                **run.meta(),
+                "thresholds": {
+                    "dense_n": dense_n,
+                    "dense_minutes": run.params.dense_minutes,
+                    "pair_minutes": pair_minutes,
+                    "redundant_pct": redundant_pct,
+                },
+                "coord_sys": coord_sys,
+            }
+        )
+
+    return await run_in_threadpool(answer)
 
 
 class Site(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
-    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
-    name: str | None = Field(default=None, max_length=200)
+    lon: Annotated[float, JsonNumber] = Field(ge=-180, le=180, allow_inf_nan=False)
+    lat: Annotated[float, JsonNumber] = Field(ge=-90, le=90, allow_inf_nan=False)
+    name: Annotated[str, NoNulText] | None = Field(default=None, max_length=200)
 
 
 class RunBody(BaseModel):
@@ -294,11 +358,19 @@ class ScenarioBody(RunBody):
     "/suggestions",
     summary="The next K sites adding the most covered demand (existing stations kept)",
     response_class=GeoJSONResponse,
+    responses=_COLLECTION | PENDING | errors(*_RUN_ERRORS, *JSON_BODY),
 )
-def suggestions(request: Request, conn: ConnDep, body: SuggestBody) -> Response:
-    run = get_run(request, conn, body.params())
+async def suggestions(
+    request: Request, run_for: RunForDep, engine: CoverageDep, body: SuggestBody
+) -> Response:
+    run = await run_for(body.params())
     if isinstance(run, Pending):
         return pending_response(request, run)
+    with engine.derived_slot():
+        return await run_in_threadpool(_suggestions_answer, run, body)
+
+
+def _suggestions_answer(run: Run, body: SuggestBody) -> Response:
     result = service.suggest(
         run,
         body.k,
@@ -328,14 +400,27 @@ def suggestions(request: Request, conn: ConnDep, body: SuggestBody) -> Response:
     )
 
 
-@router.post("/scenario", summary="What if: add sites, close stations — coverage before/after")
-def scenario(request: Request, conn: ConnDep, body: ScenarioBody) -> Response:
-    run = get_run(request, conn, body.params())
+@router.post(
+    "/scenario",
+    summary="What if: add sites, close stations — coverage before/after",
+    responses=response_body(Scenario) | PENDING | errors(*_RUN_ERRORS, *JSON_BODY),
+)
+async def scenario(
+    request: Request, run_for: RunForDep, engine: CoverageDep, body: ScenarioBody
+) -> Response:
+    run = await run_for(body.params())
     if isinstance(run, Pending):
         return pending_response(request, run)
-    return JSONBytesResponse(
-        service.scenario(run, add=body.sites(body.add), close=body.close, district=body.district)
-    )
+
+    def answer() -> Response:
+        return JSONBytesResponse(
+            service.scenario(
+                run, add=body.sites(body.add), close=body.close, district=body.district
+            )
+        )
+
+    with engine.derived_slot():
+        return await run_in_threadpool(answer)
 
 
 def _geojson_to(geom: dict[str, Any], coord_sys: CoordSys) -> dict[str, Any]:
@@ -344,24 +429,3 @@ def _geojson_to(geom: dict[str, Any], coord_sys: CoordSys) -> dict[str, Any]:
     from shapely.geometry import shape
 
     return coords.geometry_geojson(shape(geom), coord_sys)
-
-
-def summary_csv(body: dict[str, Any]) -> str:
-    """The district table of a summary as CSV (UTF-8 with BOM so spreadsheet apps read zh)."""
-    buf = io.StringIO()
-    bands = [w["minutes"] for w in body["overall"]["within"]]
-    head = ["code", "name", "name_en", "cells", "area_km2", "demand", "stations"]
-    head += ["stations_per_10k_demand", "overdense_cells", "uncovered_demand"]
-    for b in bands:
-        head += [f"demand_share_{b}min", f"area_share_{b}min"]
-    w = csv.writer(buf)
-    w.writerow(head)
-    rows = [*body["districts"], {"code": "", "name": "全部", "name_en": "All", **body["overall"]}]
-    for r in rows:
-        line = [r.get("code"), r.get("name"), r.get("name_en"), r["cells"], r["area_km2"]]
-        line += [round(r["demand"], 3), r["stations"], r["stations_per_10k_demand"]]
-        line += [r["overdense_cells"], round(r["uncovered_demand"], 3)]
-        for x in r["within"]:
-            line += [x["demand_share"], x["area_share"]]
-        w.writerow(line)
-    return "\ufeff" + buf.getvalue()

@@ -14,20 +14,31 @@ up to `coverage_wait_s` for it (Wuhan: ~1-3 s) and otherwise gets 202 with a sta
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import copy
 import hashlib
 import json
+import math
+import multiprocessing
+import os
 import threading
 import time
+import uuid
+import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
+import anyio.to_thread
 import numpy as np
 import shapely
 from numpy.typing import NDArray
@@ -43,16 +54,27 @@ from app.coverage.grid import (
     build_grid,
     snap_points,
 )
-from app.errors import InvalidInputError, NotFoundError
+from app.errors import InvalidInputError, NotFoundError, ServiceUnavailableError
 from app.geo import coords
 from app.geo.coords import CoordSys
 from app.hours.state import station_state
 from app.network import queries as network_queries
-from app.network.graph import ModeGraph
+from app.network.graph import ModeGraph, RoadNetwork, build_graph
 from app.network.service import NetworkState
-from app.network.travel import Mode
+from app.network.travel import Mode, TravelSettings
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 MAX_TARGET_MINUTES = 60
+#: What a run may be asked for: each value of these shapes a separate computation, so each is
+#: a small finite set (a free float would make every request a new run).
+TARGET_MINUTES = range(1, MAX_TARGET_MINUTES + 1)
+BAND_MINUTES = range(1, MAX_TARGET_MINUTES + 1)
+MAX_BANDS = 6
+DENSE_MINUTES = range(1, 16)
+#: Close-pair radius of the over-density view (one bounded search per station per value).
+PAIR_MINUTES = range(1, 16)
 WEIGHT_UNITS = {
     "road": {"zh": "米道路", "en": "m of street"},
     "area": {"zh": "平方公里", "en": "km²"},
@@ -82,6 +104,31 @@ class Params:
             "dense_minutes": self.dense_minutes,
         }
 
+    def computed(self) -> dict[str, Any]:
+        """The parameters the computation depends on: not the bands (they only shape the
+        summaries, derived per request) and not `open_at` itself (the run key carries the
+        set of stations it closes instead)."""
+        out = self.as_dict()
+        del out["bands"], out["open_at"]
+        return out
+
+
+def _whole(value: object) -> int | None:
+    """`value` as a whole number (5, 5.0, "5"), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _span(values: range) -> str:
+    return f"{values.start}–{values.stop - 1}"
+
 
 def make_params(
     *,
@@ -93,51 +140,74 @@ def make_params(
     open_at: datetime | None = None,
     dense_minutes: float = derive.DEFAULT_DENSE_MINUTES,
 ) -> Params:
-    """Validated parameters (InvalidInputError naming the field)."""
+    """Validated parameters (InvalidInputError naming the field, in Chinese and English,
+    listing what is allowed)."""
     try:
         m = Mode(mode)
     except ValueError as exc:
-        raise InvalidInputError("mode: one of walk, ebike, car", field="mode") from exc
-    if not 1 <= int(minutes) <= MAX_TARGET_MINUTES:
         raise InvalidInputError(
-            f"minutes: the target must be 1..{MAX_TARGET_MINUTES} minutes", field="minutes"
+            "mode: 出行方式须为 walk、ebike 或 car / one of walk, ebike, car", field="mode"
+        ) from exc
+    target = _whole(minutes)
+    if target is None or target not in TARGET_MINUTES:
+        raise InvalidInputError(
+            f"minutes: 目标时间须为 {_span(TARGET_MINUTES)} 的整数分钟 / the target must be "
+            f"whole minutes {_span(TARGET_MINUTES)}; got {minutes!r}",
+            field="minutes",
         )
     if bands is None:
-        band_list = sorted({b for b in derive.DEFAULT_BANDS if b <= minutes} | {int(minutes)})
+        band_list = sorted({b for b in derive.DEFAULT_BANDS if b <= target} | {target})
     else:
-        raw = bands.split(",") if isinstance(bands, str) else [str(b) for b in bands]
-        try:
-            band_list = sorted({int(b.strip()) for b in raw if b.strip()})
-        except ValueError as exc:
+        raw = bands.split(",") if isinstance(bands, str) else list(bands)
+        parsed = [_whole(b) for b in raw if str(b).strip()]
+        if (
+            not parsed
+            or any(b is None or b not in BAND_MINUTES for b in parsed)
+            or len(set(parsed)) > MAX_BANDS
+        ):
             raise InvalidInputError(
-                f"bands: comma-separated whole minutes, e.g. 5,10,15; got {bands!r}",
+                f"bands: 1 至 {MAX_BANDS} 个以逗号分隔的整数分钟，每个 {_span(BAND_MINUTES)} / "
+                f"1 to {MAX_BANDS} comma-separated whole minutes, each {_span(BAND_MINUTES)}, "
+                f"e.g. 5,10,15; got {bands!r}",
                 field="bands",
-            ) from exc
-        if not band_list or any(not 1 <= b <= MAX_TARGET_MINUTES for b in band_list):
-            raise InvalidInputError(
-                f"bands: 1 to 6 values, each 1..{MAX_TARGET_MINUTES}", field="bands"
             )
-        if len(band_list) > 6:
-            raise InvalidInputError("bands: at most 6 values", field="bands")
-    if resolution not in RESOLUTIONS:
+        band_list = sorted({int(b) for b in parsed if b is not None})
+    res = _whole(resolution)
+    if res is None or res not in RESOLUTIONS:
+        allowed = ", ".join(map(str, RESOLUTIONS))
         raise InvalidInputError(
-            f"resolution: H3 resolution {', '.join(map(str, RESOLUTIONS))} "
+            f"resolution: H3 分辨率须为 {allowed} 之一 / H3 resolution {allowed} "
             "(8 ≈ 0.74 km², 9 ≈ 0.10 km², 10 ≈ 0.015 km² per cell)",
             field="resolution",
         )
-    if not (0 < dense_minutes <= MAX_TARGET_MINUTES):
+    dense = _whole(dense_minutes)
+    if dense is None or dense not in DENSE_MINUTES:
         raise InvalidInputError(
-            f"dense_minutes: must be > 0 and ≤ {MAX_TARGET_MINUTES}", field="dense_minutes"
+            f"dense_minutes: 过密半径须为 {_span(DENSE_MINUTES)} 的整数分钟 / the over-density "
+            f"radius must be whole minutes {_span(DENSE_MINUTES)}; got {dense_minutes!r}",
+            field="dense_minutes",
         )
     return Params(
         mode=m,
-        minutes=int(minutes),
+        minutes=target,
         bands=tuple(band_list),
-        resolution=int(resolution),
+        resolution=res,
         weight=weight,
         open_at=open_at,
-        dense_minutes=float(dense_minutes),
+        dense_minutes=float(dense),
     )
+
+
+def check_pair_minutes(value: float) -> float:
+    """The close-pair radius, whole minutes from PAIR_MINUTES (InvalidInputError)."""
+    whole = _whole(value)
+    if whole is None or whole not in PAIR_MINUTES:
+        raise InvalidInputError(
+            f"pair_minutes: 须为 {_span(PAIR_MINUTES)} 的整数分钟 / whole minutes "
+            f"{_span(PAIR_MINUTES)}; got {value!r}",
+            field="pair_minutes",
+        )
+    return float(whole)
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,16 +228,30 @@ class Inputs:
     calendar: Any
 
     @cached_property
+    def open_mask(self) -> tuple[NDArray[np.bool_], list[dict[str, Any]]]:
+        """Which stations serve in this run, and those left out with the reason."""
+        return _station_open_mask(self)
+
+    @cached_property
     def key(self) -> str:
+        """The run's identity: a digest of everything its answer depends on. `open_at`
+        enters as the set of stations closed at that instant (any instant with the same set
+        is the same run), the bands not at all (each request derives its own summary)."""
+        closed_at = None
+        if self.params.open_at is not None:
+            ids = [e["id"] for e in self.open_mask[1] if e["reason"] == "closed_at_open_at"]
+            if ids:  # none closed then: the same run as without open_at
+                closed_at = hashlib.sha256(json.dumps(sorted(ids)).encode()).hexdigest()[:16]
         raw = json.dumps(
             [
-                "coverage-v1",
+                "coverage-v2",
                 self.stations.fingerprint,
                 self.network_version,
                 self.settings_key,
                 self.districts.fingerprint,
                 self.demand_fingerprint,
-                self.params.as_dict(),
+                self.params.computed(),
+                closed_at,
             ],
             sort_keys=True,
         )
@@ -222,6 +306,13 @@ class Run:
     def band(self, minutes: float) -> str:
         return band_label(minutes, self.params.bands, self.params.minutes)
 
+    def view(self, params: Params) -> Run:
+        """This run as asked for with `params` (same computation: other bands or another
+        `open_at` closing the same stations); shares the arrays, memo and stored cells."""
+        if params == self.params:
+            return self
+        return replace(self, params=params)
+
     def meta(self) -> dict[str, Any]:
         return {
             "run": self.key,
@@ -237,7 +328,7 @@ class Run:
     # -- summaries -------------------------------------------------------------------------
     def summary(self, district: str | None = None) -> dict[str, Any]:
         self.district_mask(district)  # 404 for an unknown district
-        memo_key = ("summary", district)
+        memo_key = ("summary", district, self.params.bands)
         if memo_key in self._memo:
             return {**self.meta(), **self._memo[memo_key]}
         overall = derive.area_summary(
@@ -318,7 +409,7 @@ class Run:
 
     # -- over-density ----------------------------------------------------------------------
     def station_pairs(self, pair_minutes: float) -> list[tuple[int, int, float, float]]:
-        memo_key = ("pairs", pair_minutes)
+        memo_key = ("pairs", check_pair_minutes(pair_minutes))
         if memo_key not in self._memo:
             st = self.model.stations
             as_cells = CellSnaps(st.edge, st.fraction, st.off_m)
@@ -382,8 +473,15 @@ def _station_open_mask(inputs: Inputs) -> tuple[NDArray[np.bool_], list[dict[str
     return ok, excluded
 
 
-def compute_run(inputs: Inputs, grid: DemandGrid, progress: Progress | None = None) -> Run:
-    """The analysis itself (pure: no database)."""
+def compute_run(
+    inputs: Inputs,
+    grid: DemandGrid,
+    progress: Progress | None = None,
+    *,
+    open_mask: tuple[NDArray[np.bool_], list[dict[str, Any]]] | None = None,
+) -> Run:
+    """The analysis itself (pure: no database). `open_mask` is `inputs.open_mask` when
+    already evaluated elsewhere (the compute process gets it with the inputs)."""
     t0 = time.perf_counter()
     p = inputs.params
     graph = inputs.graph
@@ -394,7 +492,8 @@ def compute_run(inputs: Inputs, grid: DemandGrid, progress: Progress | None = No
     else:
         weights = grid.weights(p.weight).astype(np.float64)
     cell_snaps = grid.snaps(graph)
-    ok, excluded = _station_open_mask(inputs)
+    mask, left_out = inputs.open_mask if open_mask is None else open_mask
+    ok, excluded = mask.copy(), list(left_out)
     st = inputs.stations
     snaps = snap_points(graph, st.lon[ok], st.lat[ok])
     ok_idx = np.flatnonzero(ok)
@@ -453,36 +552,192 @@ def compute_run(inputs: Inputs, grid: DemandGrid, progress: Progress | None = No
 
 
 # ------------------------------------------------------------------------------------------
-# The engine: cache, background jobs
+# The engine: a bounded queue, a cache within a memory budget, a compute process
 # ------------------------------------------------------------------------------------------
+
+#: Niceness of the compute process: when requests (nearest, pages) and a run both want the
+#: CPU, the requests get it.
+WORKER_NICE = 10
+#: Bounds of the Retry-After (seconds) of a 503 when every run slot is taken.
+RETRY_AFTER_S = (1, 60)
+#: Grids kept besides those the cached runs hold (one per network × resolution × layer).
+KEEP_GRIDS = 3
+#: Site suggestions and scenarios (seconds of work each, on a finished run) computing at once.
+DERIVED_SLOTS = 2
+
+
+class CoverageBusyError(ServiceUnavailableError):
+    """Every run slot is taken (one run computing, `max_queued` waiting): 503 + Retry-After.
+
+    503, not 429: the limit is the server's capacity, shared by every client, not a quota
+    one client has used up; retrying after the given seconds is the right reaction."""
+
+
+class RunCancelledError(RuntimeError):
+    """A run that nobody waited for or asked about any more was stopped (or the server is
+    shutting down)."""
 
 
 @dataclass
 class Pending:
-    """A run still computing (202 to the client)."""
+    """A run still queued or computing (202 to the client)."""
 
     key: str
     started: float
     progress: dict[str, Any]
 
 
-class CoverageEngine:
-    """Runs in memory (LRU), computed one at a time in a worker thread."""
+@dataclass(eq=False)
+class Job:
+    """A run queued or computing, and who still wants it: the requests waiting for it
+    (`waiters`) and the last time anyone asked (a wait, a status poll)."""
 
-    def __init__(self, network: NetworkState, *, keep: int = 6, wait_s: float = 20.0) -> None:
+    key: str
+    inputs: Inputs
+    future: Future[Run]
+    pending: Pending
+    waiters: int = 0
+    last_interest: float = field(default_factory=time.monotonic)
+    running: bool = False
+
+    def touch(self) -> None:
+        self.last_interest = time.monotonic()
+
+    def abandoned(self, after_s: float) -> bool:
+        return self.waiters <= 0 and time.monotonic() - self.last_interest > after_s
+
+
+class UnitsOfWork(Protocol):
+    """What the engine needs of `app.db.engine.Database`: short read and write units."""
+
+    def read(self) -> AbstractContextManager[Connection]: ...
+
+    def write(self) -> AbstractContextManager[Connection]: ...
+
+
+_SHARED_TYPES = (ModeGraph, RoadNetwork, DemandGrid)
+
+
+def approx_nbytes(obj: Any, _seen: set[int] | None = None) -> int:
+    """Rough bytes held by `obj`: numpy arrays, shapely geometries and the containers and
+    dataclasses around them. Graphs, networks and grids are shared and not counted here."""
+    seen = _seen if _seen is not None else set()
+    if id(obj) in seen or isinstance(obj, _SHARED_TYPES) or obj is None:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        if obj.dtype != object:
+            return int(obj.nbytes)
+        flat = obj.ravel()
+        geoms = shapely.is_geometry(flat)
+        n = int(geoms.sum())
+        out = int(obj.nbytes) + 100 * n + 16 * int(shapely.get_num_coordinates(flat[geoms]).sum())
+        return out + sum(approx_nbytes(x, seen) for x in flat[~geoms].tolist())
+    if isinstance(obj, shapely.Geometry):
+        return 100 + 16 * int(shapely.get_num_coordinates(obj))
+    if isinstance(obj, str | bytes):
+        return 49 + len(obj)
+    if isinstance(obj, dict):
+        return 64 + sum(approx_nbytes(k, seen) + approx_nbytes(v, seen) for k, v in obj.items())
+    if isinstance(obj, list | tuple | set | frozenset):
+        return 56 + 8 * len(obj) + sum(approx_nbytes(x, seen) for x in obj)
+    if hasattr(obj, "data") and hasattr(obj, "indptr"):  # scipy sparse
+        return int(obj.data.nbytes + obj.indices.nbytes + obj.indptr.nbytes)
+    if hasattr(obj, "__dict__") and not isinstance(obj, type):
+        return 56 + sum(
+            approx_nbytes(v, seen) for k, v in vars(obj).items() if not k.startswith("_lock")
+        )
+    return 24
+
+
+def grid_nbytes(grid: DemandGrid) -> int:
+    """Bytes of a grid's own arrays (and hexagons, once built); not its network."""
+    return sum(approx_nbytes(v) for k, v in vars(grid).items() if k != "network")
+
+
+_TOKENS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_TOKENS_LOCK = threading.Lock()
+
+
+def _token(obj: Any) -> str:
+    """A name for a network or graph object of this process, stable while it lives."""
+    with _TOKENS_LOCK:
+        tok = _TOKENS.get(obj)
+        if tok is None:
+            tok = uuid.uuid4().hex
+            _TOKENS[obj] = tok
+        return tok
+
+
+class CoverageEngine:
+    """Coverage runs for one server process.
+
+    * At most one run computes at a time; `max_queued` more wait. A request for a run
+      already computing or queued joins it; beyond that, `CoverageBusyError` (503 with
+      Retry-After). A queued run nobody waits for, or has asked about for `abandon_s`, is
+      dropped before it starts; a computing one is stopped at its next progress step.
+    * Finished runs stay in memory (LRU) while at most `keep` of them and, with the grids
+      they use, at most `memory_bytes` (estimated by `approx_nbytes`).
+    * `worker="process"`: runs compute in one separate, niced process (`_ComputeProcess`)
+      fed with the inputs read here, so a run never holds this process's GIL and requests
+      stay fast; `"thread"`: in a worker thread of this process (tests, debugging).
+    * `obtain` is what routes call: inputs in a short read unit, the wait without any
+      database connection or worker thread, the cells stored in a short write unit.
+    """
+
+    def __init__(
+        self,
+        network: NetworkState,
+        *,
+        keep: int = 6,
+        wait_s: float = 20.0,
+        max_queued: int = 2,
+        abandon_s: float = 15.0,
+        memory_bytes: int = 1024 * 2**20,
+        worker: str = "thread",
+    ) -> None:
+        if worker not in ("thread", "process"):
+            raise ValueError(f"worker: 'thread' or 'process', not {worker!r}")
         self.network = network
         self.keep = keep
         self.wait_s = wait_s
+        self.max_queued = max_queued
+        self.abandon_s = abandon_s
+        self.memory_bytes = memory_bytes
+        self.worker = worker
         self._runs: OrderedDict[str, Run] = OrderedDict()
-        self._jobs: dict[str, tuple[Future[Run], Pending]] = {}
+        self._jobs: dict[str, Job] = {}
         self._grids: OrderedDict[tuple[Any, ...], DemandGrid] = OrderedDict()
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coverage")
+        self._dispatch = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coverage")
+        self._closed = False
+        self._mean_s = 3.0  # running mean of run seconds, for Retry-After
+        self._derived = threading.BoundedSemaphore(DERIVED_SLOTS)
         self.failures: dict[str, str] = {}
 
-    def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    @classmethod
+    def from_settings(cls, network: NetworkState, settings: Settings) -> CoverageEngine:
+        return cls(
+            network,
+            keep=settings.coverage_keep_runs,
+            wait_s=settings.coverage_wait_s,
+            max_queued=settings.coverage_max_queued,
+            abandon_s=settings.coverage_abandon_s,
+            memory_bytes=settings.coverage_memory_mb * 2**20,
+            worker=settings.coverage_worker,
+        )
 
+    def shutdown(self) -> None:
+        """Stop taking runs; queued ones are cancelled, a computing one stops at its next
+        step. (The compute process itself lives until the interpreter exits.)"""
+        with self._lock:
+            self._closed = True
+            jobs = [j for j in self._jobs.values() if not j.running]
+        for job in jobs:
+            job.future.cancel()
+        self._dispatch.shutdown(wait=False, cancel_futures=True)
+
+    # -- inputs ----------------------------------------------------------------------------
     def read_inputs(self, conn: Connection, params: Params, *, time_zone: str) -> Inputs:
         """Everything the run needs from the database (fast: a few queries)."""
         from app.hours import store as hours_store
@@ -528,26 +783,73 @@ class CoverageEngine:
             calendar=calendar,
         )
 
-    def grid_for(self, inputs: Inputs) -> DemandGrid:
+    # -- grids and the cache ---------------------------------------------------------------
+    @staticmethod
+    def _grid_key(inputs: Inputs) -> tuple[Any, ...]:
         extra = inputs.demand_cells
         extra_key = hashlib.sha256(extra.tobytes()).hexdigest()[:16] if extra is not None else None
-        key = (
-            inputs.network_version,
-            id(inputs.graph.network),
-            inputs.params.resolution,
-            extra_key,
-        )
+        return (_token(inputs.graph.network), inputs.params.resolution, extra_key)
+
+    def _cached_grid(self, key: tuple[Any, ...]) -> DemandGrid | None:
         with self._lock:
             grid = self._grids.get(key)
             if grid is not None:
                 self._grids.move_to_end(key)
-                return grid
-        grid = build_grid(inputs.graph.network, inputs.params.resolution, extra_cells=extra)
+            return grid
+
+    def _add_grid(self, key: tuple[Any, ...], grid: DemandGrid) -> DemandGrid:
         with self._lock:
+            found = self._grids.get(key)
+            if found is not None:
+                return found
             self._grids[key] = grid
-            while len(self._grids) > 3:
-                self._grids.popitem(last=False)
+            self._fit()
         return grid
+
+    def grid_for(self, inputs: Inputs) -> DemandGrid:
+        """The run's grid, built in this process (thread worker, CLI) unless cached."""
+        key = self._grid_key(inputs)
+        grid = self._cached_grid(key)
+        if grid is None:
+            grid = build_grid(
+                inputs.graph.network, inputs.params.resolution, extra_cells=inputs.demand_cells
+            )
+            grid = self._add_grid(key, grid)
+        return grid
+
+    def _fit(self) -> None:
+        """Evict (caller holds the lock): least recently used runs beyond `keep` or beyond
+        the memory budget (the newest run always stays), then grids no run uses beyond
+        KEEP_GRIDS or the budget."""
+        while len(self._runs) > self.keep:
+            self._runs.popitem(last=False)
+        while len(self._runs) > 1 and self.memory_used() > self.memory_bytes:
+            self._runs.popitem(last=False)
+        in_use = {id(r.grid) for r in self._runs.values()}
+        while True:
+            spare = [k for k, g in self._grids.items() if id(g) not in in_use]
+            if not spare or (len(spare) <= KEEP_GRIDS and self.memory_used() <= self.memory_bytes):
+                break
+            del self._grids[spare[0]]
+
+    def memory_used(self) -> int:
+        """Estimated bytes of the cached runs and every grid they or the cache hold."""
+        grids = {id(g): g for g in self._grids.values()}
+        grids.update({id(r.grid): r.grid for r in self._runs.values()})
+        return sum(approx_nbytes(r) for r in self._runs.values()) + sum(
+            grid_nbytes(g) for g in grids.values()
+        )
+
+    def stats(self) -> dict[str, Any]:
+        """What the engine holds now (for tests and operators)."""
+        with self._lock:
+            return {
+                "runs": len(self._runs),
+                "grids": len(self._grids),
+                "memory_bytes": self.memory_used(),
+                "computing": sum(j.running for j in self._jobs.values()),
+                "queued": sum(not j.running for j in self._jobs.values()),
+            }
 
     def cached(self, key: str) -> Run | None:
         with self._lock:
@@ -557,60 +859,237 @@ class CoverageEngine:
             return run
 
     def pending(self, key: str) -> Pending | None:
+        """The queued or computing run `key` (someone asked: it stays wanted)."""
         with self._lock:
             job = self._jobs.get(key)
-            return None if job is None else job[1]
+            if job is None:
+                return None
+            job.touch()
+            return job.pending
 
-    def _finish(self, key: str, fut: Future[Run]) -> None:
-        with self._lock:
-            self._jobs.pop(key, None)
-            if fut.cancelled():
-                return
-            exc = fut.exception()
-            if exc is not None:
-                self.failures[key] = f"{type(exc).__name__}: {exc}"
-                return
-            self._runs[key] = fut.result()
-            while len(self._runs) > self.keep:
-                self._runs.popitem(last=False)
+    # -- jobs ------------------------------------------------------------------------------
+    def retry_after(self) -> int:
+        """Seconds after which a slot is likely free: the mean run time, bounded."""
+        lo, hi = RETRY_AFTER_S
+        return int(min(hi, max(lo, math.ceil(self._mean_s))))
 
-    def start(self, inputs: Inputs) -> Future[Run]:
-        """The run's future: already running, or started now."""
+    def submit(self, inputs: Inputs) -> Run | Job:
+        """The finished run, or the job computing or queued for it, joined (the caller is
+        one more waiter and must `release` it). CoverageBusyError when every slot is taken."""
         key = inputs.key
         with self._lock:
+            if self._closed:
+                raise ServiceUnavailableError(
+                    "coverage: 服务正在停止 / the server is shutting down",
+                    field="coverage",
+                    retry_after=RETRY_AFTER_S[0],
+                )
+            run = self._runs.get(key)
+            if run is not None:
+                self._runs.move_to_end(key)
+                return run
             job = self._jobs.get(key)
-            if job is not None:
-                return job[0]
-            pending = Pending(key, time.time(), {"stage": "queued", "done": 0, "total": 0})
+            if job is None:
+                if len(self._jobs) >= 1 + self.max_queued:
+                    wait = self.retry_after()
+                    raise CoverageBusyError(
+                        f"coverage: 覆盖分析繁忙（1 个正在计算，{self.max_queued} 个排队），"
+                        f"请 {wait} 秒后重试 / coverage analysis is busy (1 run computing, "
+                        f"{self.max_queued} queued); retry in {wait} s",
+                        field="coverage",
+                        retry_after=wait,
+                    )
+                job = Job(
+                    key,
+                    inputs,
+                    Future(),
+                    Pending(key, time.time(), {"stage": "queued", "done": 0, "total": 0}),
+                )
+                self._jobs[key] = job
+                self.failures.pop(key, None)
+                self._dispatch.submit(self._work, job)
+            job.waiters += 1
+            job.touch()
+            return job
 
-            def progress(stage: str, done: int, total: int) -> None:
-                pending.progress.update(stage=stage, done=done, total=total)
-
-            def work() -> Run:
-                progress("grid", 0, 0)
-                grid = self.grid_for(inputs)
-                return compute_run(inputs, grid, progress)
-
-            fut = self._pool.submit(work)
-            self._jobs[key] = (fut, pending)
-            self.failures.pop(key, None)
-        fut.add_done_callback(lambda f: self._finish(key, f))
-        return fut
-
-    def get(self, inputs: Inputs, wait_s: float | None = None) -> Run | Pending:
-        """The finished run, or its pending job after waiting up to `wait_s`."""
-        run = self.cached(inputs.key)
-        if run is not None:
-            return run
-        fut = self.start(inputs)
+    @contextlib.contextmanager
+    def derived_slot(self) -> Iterator[None]:
+        """One of DERIVED_SLOTS for a suggestion or scenario, or CoverageBusyError."""
+        if not self._derived.acquire(blocking=False):
+            wait = self.retry_after()
+            raise CoverageBusyError(
+                f"coverage: 选址建议与情景分析繁忙（{DERIVED_SLOTS} 个正在计算），请 {wait} 秒后"
+                f"重试 / site suggestions and scenarios are busy ({DERIVED_SLOTS} computing); "
+                f"retry in {wait} s",
+                field="coverage",
+                retry_after=wait,
+            )
         try:
-            run = fut.result(timeout=self.wait_s if wait_s is None else wait_s)
-        except FutureTimeout:
-            pending = self.pending(inputs.key)
-            return pending or Pending(inputs.key, time.time(), {"stage": "finishing"})
-        with self._lock:  # the done-callback may not have run yet
-            self._runs[inputs.key] = run
-        return run
+            yield
+        finally:
+            self._derived.release()
+
+    def release(self, job: Job) -> None:
+        """One waiter less (its request answered, timed out or went away)."""
+        with self._lock:
+            job.waiters -= 1
+            job.touch()
+
+    def _stop_requested(self, job: Job) -> bool:
+        return self._closed or job.abandoned(self.abandon_s)
+
+    def _work(self, job: Job) -> None:
+        """The dispatcher thread: start, compute and file one job."""
+        with self._lock:
+            if self._stop_requested(job):
+                self._jobs.pop(job.key, None)
+                self.failures[job.key] = "cancelled: nobody asked for it any more"
+                job.future.cancel()
+                return
+            job.running = True
+            job.pending.progress.update(stage="computing")
+        if not job.future.set_running_or_notify_cancel():
+            with self._lock:
+                self._jobs.pop(job.key, None)
+            return
+        t0 = time.perf_counter()
+        try:
+            if self.worker == "process":
+                run = self._compute_in_process(job)
+            else:
+                run = self._compute_here(job)
+        except BaseException as exc:
+            with self._lock:
+                self._jobs.pop(job.key, None)
+                reason = "cancelled" if isinstance(exc, RunCancelledError) else "failed"
+                self.failures[job.key] = f"{reason}: {type(exc).__name__}: {exc}"
+            job.future.set_exception(exc)
+            return
+        with self._lock:
+            self._mean_s = 0.7 * self._mean_s + 0.3 * (time.perf_counter() - t0)
+            self._runs[job.key] = run
+            self._jobs.pop(job.key, None)
+            self._fit()
+        job.future.set_result(run)
+
+    def _progress(self, job: Job) -> Progress:
+        def progress(stage: str, done: int, total: int) -> None:
+            job.pending.progress.update(stage=stage, done=done, total=total)
+            if self._stop_requested(job):
+                raise RunCancelledError(f"run {job.key}: nobody waits for it any more")
+
+        return progress
+
+    def _compute_here(self, job: Job) -> Run:
+        progress = self._progress(job)
+        progress("grid", 0, 0)
+        return compute_run(job.inputs, self.grid_for(job.inputs), progress)
+
+    def _compute_in_process(self, job: Job) -> Run:
+        inputs = job.inputs
+        graph = inputs.graph
+        gkey = self._grid_key(inputs)
+        grid = self._cached_grid(gkey)
+        spec = _Spec(
+            inputs={
+                f.name: getattr(inputs, f.name)
+                for f in fields(Inputs)
+                if f.name not in ("graph", "calendar")
+            },
+            open_mask=inputs.open_mask,
+            network_token=gkey[0],
+            graph_token=_token(graph),
+            travel={  # (its car speeds are a read-only mapping, which does not pickle)
+                f.name: getattr(graph.settings, f.name) for f in fields(TravelSettings)
+            }
+            | {"car_kmh_by_class": dict(graph.settings.car_kmh_by_class)},
+            network=None,
+            want_grid=grid is None,
+        )
+        progress = self._progress(job)
+
+        def poll(done: int, total: int) -> bool:
+            try:
+                progress("stations" if total else "computing", done, total)
+            except RunCancelledError:
+                return True
+            return False
+
+        out = _COMPUTE.call(spec, poll)
+        if isinstance(out, _NeedNetwork):
+            out = _COMPUTE.call(replace(spec, network=_network_payload(graph.network)), poll)
+        assert isinstance(out, _Result)
+        if grid is None:
+            assert out.grid is not None
+            grid = self._add_grid(gkey, _grid_from_payload(out.grid, graph.network))
+        return Run(graph=graph, grid=grid, **out.run)
+
+    # -- what routes call ------------------------------------------------------------------
+    async def obtain(
+        self,
+        db: UnitsOfWork,
+        params: Params,
+        *,
+        time_zone: str,
+        disconnected: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Run | Pending:
+        """The run for `params` as the request asked for it, or its Pending after waiting
+        `wait_s`. The inputs are read in one short read unit and the cells stored in one
+        short write unit (worker threads); while the run computes, the request holds no
+        connection and no thread. CoverageBusyError when every slot is taken."""
+        found = await anyio.to_thread.run_sync(self._lookup, db, params, time_zone)
+        if isinstance(found, Run):
+            run = found
+        else:
+            joined = self.submit(found)
+            if isinstance(joined, Run):
+                run = joined
+            else:
+                got = await self._wait(joined, disconnected)
+                if got is None:
+                    return joined.pending
+                run = got
+        if run.run_id is None:
+            await anyio.to_thread.run_sync(self._store, db, run)
+        return run.view(params)
+
+    def _lookup(self, db: UnitsOfWork, params: Params, time_zone: str) -> Run | Inputs:
+        with db.read() as conn:
+            inputs = self.read_inputs(conn, params, time_zone=time_zone)
+        return self.cached(inputs.key) or inputs
+
+    async def _wait(
+        self, job: Job, disconnected: Callable[[], Awaitable[bool]] | None
+    ) -> Run | None:
+        """The job's run, or None after `wait_s` (or when the client went away)."""
+        fut = asyncio.wrap_future(job.future)
+        deadline = time.monotonic() + self.wait_s
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                done, _ = await asyncio.wait({fut}, timeout=max(0.0, min(left, 1.0)))
+                if done:
+                    try:
+                        return fut.result()
+                    except asyncio.CancelledError as exc:
+                        raise ServiceUnavailableError(
+                            "coverage: 计算已取消，请重试 / the run was cancelled; try again",
+                            field="coverage",
+                            retry_after=self.retry_after(),
+                        ) from exc
+                if left <= 1.0 or (disconnected is not None and await disconnected()):
+                    return None
+        finally:
+            self.release(job)
+
+    def _store(self, db: UnitsOfWork, run: Run) -> None:
+        """Store the run's cells once, in its own short write unit."""
+        with run._lock:
+            if run.run_id is not None:
+                return
+            _ = run.grid.polygons, run.summary(), run.model.multiplicity  # CPU outside the unit
+            with db.write() as conn:
+                run.run_id = _store_run(conn, run)
 
     def run_now(self, inputs: Inputs, progress: Progress | None = None) -> Run:
         """Compute in the calling thread (CLI)."""
@@ -619,7 +1098,25 @@ class CoverageEngine:
             run = compute_run(inputs, self.grid_for(inputs), progress)
             with self._lock:
                 self._runs[inputs.key] = run
+                self._fit()
         return run
+
+
+def _store_run(conn: Connection, run: Run) -> int:
+    return queries.store_run(
+        conn,
+        key=run.key,
+        params=run.params.as_dict(),
+        network_version=run.network_version,
+        summary={"overall": run.summary()["overall"]},
+        seconds=run.seconds,
+        cells=run.grid.cells,
+        polygons=run.grid.polygons,
+        minutes=run.model.minutes,
+        multiplicity=run.model.multiplicity,
+        weights=run.weights,
+        district_codes=run.cell_district_codes(),
+    )
 
 
 def persist(conn: Connection, run: Run) -> int:
@@ -628,21 +1125,186 @@ def persist(conn: Connection, run: Run) -> int:
         return run.run_id
     with run._lock:
         if run.run_id is None:
-            run.run_id = queries.store_run(
-                conn,
-                key=run.key,
-                params=run.params.as_dict(),
-                network_version=run.network_version,
-                summary={"overall": run.summary()["overall"]},
-                seconds=run.seconds,
-                cells=run.grid.cells,
-                polygons=run.grid.polygons,
-                minutes=run.model.minutes,
-                multiplicity=run.model.multiplicity,
-                weights=run.weights,
-                district_codes=run.cell_district_codes(),
-            )
+            run.run_id = _store_run(conn, run)
     return run.run_id
+
+
+# ------------------------------------------------------------------------------------------
+# The compute process
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """One run for the compute process: the inputs read by the server (without the graph,
+    named by token, and without the calendar: the open mask is evaluated already)."""
+
+    inputs: dict[str, Any]
+    open_mask: tuple[NDArray[np.bool_], list[dict[str, Any]]]
+    network_token: str
+    graph_token: str
+    travel: dict[str, Any]  # TravelSettings fields
+    network: dict[str, Any] | None  # sent only when the process does not have it
+    want_grid: bool
+
+
+@dataclass(frozen=True)
+class _NeedNetwork:
+    """The compute process does not hold the run's network: send it."""
+
+
+@dataclass(frozen=True)
+class _Result:
+    run: dict[str, Any]  # Run fields but the graph, grid, memo, lock and run id
+    grid: dict[str, Any] | None
+
+
+_RUN_SENT = [f.name for f in fields(Run) if f.name not in ("graph", "grid", "_memo", "_lock")]
+_RUN_SENT.remove("run_id")
+
+
+def _network_payload(net: RoadNetwork) -> dict[str, Any]:
+    return {
+        "edge_id": net.edge_id,
+        "source": net.source_id,
+        "target": net.target_id,
+        "length_m": net.length_m,
+        "highway": net.highway,
+        "oneway": net.oneway,
+        "node_id": net.node_id,
+        "lon": net.lon,
+        "lat": net.lat,
+        "geometry_wkb": shapely.to_wkb(np.asarray(net.geometry, dtype=object)),
+    }
+
+
+def _grid_payload(grid: DemandGrid) -> dict[str, Any]:
+    out = {f.name: getattr(grid, f.name) for f in fields(DemandGrid) if f.name != "network"}
+    out["polygons_wkb"] = shapely.to_wkb(grid.polygons)
+    return out
+
+
+def _grid_from_payload(payload: dict[str, Any], network: RoadNetwork) -> DemandGrid:
+    data = dict(payload)
+    wkb = data.pop("polygons_wkb")
+    grid = DemandGrid(network=network, **data)
+    # the hexagons came built: fill the cached property as functools.cached_property would
+    grid.__dict__["polygons"] = np.asarray(shapely.from_wkb(wkb), dtype=object)
+    return grid
+
+
+class _ComputeProcess:
+    """The one process that computes this server process's runs: spawned on first use,
+    niced (`WORKER_NICE`), kept until the interpreter exits. It keeps the networks, graphs
+    and grids it was sent or built (a few, by token), so a run ships only its inputs and
+    gets back the arrays it computed. Progress and a stop flag go through shared memory."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._shared: Any = None
+
+    def _ensure(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            ctx = multiprocessing.get_context("spawn")
+            self._shared = ctx.RawArray("q", 3)  # stop flag, done, total
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=ctx,
+                initializer=_worker_init,
+                initargs=(self._shared,),
+            )
+        return self._pool
+
+    def call(self, spec: _Spec, poll: Callable[[int, int], bool]) -> _Result | _NeedNetwork:
+        """Run `spec` there; `poll(done, total)` every 0.25 s returns True to stop it."""
+        with self._lock:
+            pool = self._ensure()
+            shared = self._shared
+            shared[0], shared[1], shared[2] = 0, 0, 0
+            fut = pool.submit(_remote_run, spec)
+            try:
+                while True:
+                    try:
+                        out: _Result | _NeedNetwork = fut.result(timeout=0.25)
+                        return out
+                    except FutureTimeout:
+                        if poll(int(shared[1]), int(shared[2])):
+                            shared[0] = 1
+            except BrokenProcessPool as exc:
+                self._pool = None  # spawned afresh for the next run
+                raise ServiceUnavailableError(
+                    "coverage: 计算进程意外退出，请重试 / the compute process stopped "
+                    "unexpectedly; try again",
+                    field="coverage",
+                    retry_after=RETRY_AFTER_S[0],
+                ) from exc
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+
+
+_COMPUTE = _ComputeProcess()
+
+# State of the compute process itself (set by _worker_init, used by _remote_run).
+_W_SHARED: Any = None
+_W_NETWORKS: OrderedDict[str, RoadNetwork] = OrderedDict()
+_W_GRAPHS: OrderedDict[str, ModeGraph] = OrderedDict()
+_W_GRIDS: OrderedDict[tuple[Any, ...], DemandGrid] = OrderedDict()
+
+
+def _worker_init(shared: Any) -> None:
+    global _W_SHARED
+    _W_SHARED = shared
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
+
+
+def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, keep: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > keep:
+        cache.popitem(last=False)
+
+
+def _remote_run(spec: _Spec) -> _Result | _NeedNetwork:
+    """In the compute process: the run of `spec`, as the fields it computed."""
+    graph = _W_GRAPHS.get(spec.graph_token)
+    if graph is None:
+        net = _W_NETWORKS.get(spec.network_token)
+        if net is None:
+            if spec.network is None:
+                return _NeedNetwork()
+            arrays = dict(spec.network)
+            wkb = arrays.pop("geometry_wkb")
+            net = RoadNetwork.from_arrays(**arrays, geometry=shapely.from_wkb(wkb))
+            _remember(_W_NETWORKS, spec.network_token, net, 2)
+        graph = build_graph(net, spec.inputs["params"].mode, TravelSettings(**spec.travel))
+        _remember(_W_GRAPHS, spec.graph_token, graph, 2 * len(Mode))
+    inputs = Inputs(graph=graph, calendar=None, **spec.inputs)
+    extra = inputs.demand_cells
+    extra_key = hashlib.sha256(extra.tobytes()).hexdigest()[:16] if extra is not None else None
+    gkey = (spec.network_token, inputs.params.resolution, extra_key)
+    grid = _W_GRIDS.get(gkey)
+    if grid is None:
+        grid = build_grid(graph.network, inputs.params.resolution, extra_cells=extra)
+        _remember(_W_GRIDS, gkey, grid, KEEP_GRIDS + 1)
+    shared = _W_SHARED
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if shared is not None:
+            shared[1], shared[2] = done, total
+            if shared[0]:
+                raise RunCancelledError(f"run {inputs.key}: nobody waits for it any more")
+
+    run = compute_run(inputs, grid, progress, open_mask=spec.open_mask)
+    return _Result(
+        run={name: getattr(run, name) for name in _RUN_SENT},
+        grid=_grid_payload(grid) if spec.want_grid else None,
+    )
 
 
 def live_network_version(conn: Connection) -> int:
@@ -750,11 +1412,30 @@ def suggest(
     exact_time_limit_s: float = 30.0,
 ) -> dict[str, Any]:
     """The next `k` sites adding the most covered demand, existing stations kept (greedy
-    maximal covering with lazy gains; optionally checked against the exact optimum)."""
-    from app.coverage import solver
-
+    maximal covering with lazy gains; optionally checked against the exact optimum). The
+    answer for cell-centre candidates is kept with the run (the planner page asks often)."""
     if not 1 <= k <= MAX_SUGGESTIONS:
         raise InvalidInputError(f"k: 1..{MAX_SUGGESTIONS} sites", field="k")
+    if sites or compare_exact:
+        return _suggest(run, k, district, sites, compare_exact, exact_time_limit_s)
+    memo_key = ("suggest", district, k)
+    found = run._memo.get(memo_key)
+    if found is None:
+        found = _suggest(run, k, district, None, False, exact_time_limit_s)
+        run._memo[memo_key] = found
+    return copy.deepcopy(found)
+
+
+def _suggest(
+    run: Run,
+    k: int,
+    district: str | None,
+    sites: Sequence[SitePoint] | None,
+    compare_exact: bool,
+    exact_time_limit_s: float,
+) -> dict[str, Any]:
+    from app.coverage import solver
+
     mask = run.district_mask(district)
     weights = np.where(mask, run.weights, 0.0)
     covered = run.model.covered() | ~mask

@@ -9,7 +9,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from app.api.deps import ConnDep, DbDep
-from app.api.params import CoordSysQ, LayerName
+from app.api.openapi import WRITE, DemandLayer, DemandLayers, DemandLoad, body, empty, errors
+from app.api.params import CoordSysQ, LayerName, StrictInteger
 from app.api.responses import JSONBytesResponse
 from app.api.security import AdminDep
 from app.coverage.grid import DEFAULT_RESOLUTION, RESOLUTIONS
@@ -56,7 +57,15 @@ def _not_found(name: str) -> NotFoundError:
     summary="Create or replace a demand layer (weights per H3 cell) from CSV or GeoJSON",
     dependencies=[AdminDep],
     openapi_extra={"requestBody": _UPLOAD_BODY},
-    responses={200: {"description": "Replaced"}, 201: {"description": "Created"}},
+    responses=body(DemandLoad, description="Replaced")
+    | body(
+        DemandLoad,
+        status=201,
+        description="Created",
+        headers={"Location": "The layer's URL"},
+        required_headers=("Location",),
+    )
+    | errors(*WRITE, 415),
 )
 async def put_layer(
     request: Request,
@@ -67,6 +76,7 @@ async def put_layer(
     ],
     resolution: Annotated[
         int,
+        StrictInteger,
         Query(description=f"H3 resolution, one of {', '.join(map(str, RESOLUTIONS))}"),
     ] = DEFAULT_RESOLUTION,
     coord_sys: CoordSysQ = "wgs84",
@@ -114,12 +124,20 @@ async def put_layer(
     )
 
 
-@router.get("/demand", summary="Demand layers: metadata and totals")
+@router.get(
+    "/demand",
+    summary="Demand layers: metadata and totals",
+    responses=body(DemandLayers) | errors(503),
+)
 def list_layers(conn: ConnDep) -> JSONBytesResponse:
     return JSONBytesResponse({"layers": [i.as_dict() for i in queries.list_layers(conn)]})
 
 
-@router.get("/demand/{name}", summary="One demand layer: metadata and totals")
+@router.get(
+    "/demand/{name}",
+    summary="One demand layer: metadata and totals",
+    responses=body(DemandLayer) | errors(404, 422, 503),
+)
 def get_layer(conn: ConnDep, name: LayerName) -> JSONBytesResponse:
     info = queries.layer_info(conn, name)
     if info is None:
@@ -128,7 +146,11 @@ def get_layer(conn: ConnDep, name: LayerName) -> JSONBytesResponse:
 
 
 @router.delete(
-    "/demand/{name}", status_code=204, summary="Delete a demand layer", dependencies=[AdminDep]
+    "/demand/{name}",
+    status_code=204,
+    summary="Delete a demand layer",
+    dependencies=[AdminDep],
+    responses=empty(204, "Deleted") | errors(*WRITE, 404),
 )
 def delete_layer(conn: ConnDep, name: LayerName) -> Response:
     if not queries.delete_layer(conn, name):

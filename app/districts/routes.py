@@ -8,7 +8,16 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ConnDep, DbDep
-from app.api.params import CoordSysQ
+from app.api.openapi import (
+    GEOJSON,
+    WRITE,
+    District,
+    DistrictCollection,
+    DistrictLoad,
+    body,
+    errors,
+)
+from app.api.params import CoordSysQ, StrictDecimal
 from app.api.responses import GeoJSONResponse, JSONBytesResponse
 from app.api.security import AdminDep
 from app.districts import service
@@ -22,6 +31,7 @@ UPLOAD_METHOD = "PUT"
 
 SimplifyQ = Annotated[
     float,
+    StrictDecimal,
     Query(
         ge=0,
         le=10_000,
@@ -36,6 +46,7 @@ SimplifyQ = Annotated[
     "/districts",
     summary="District outlines as a GeoJSON FeatureCollection",
     response_class=GeoJSONResponse,
+    responses=body(DistrictCollection, media=GEOJSON) | errors(422, 503),
 )
 def list_districts(
     conn: ConnDep, coord_sys: CoordSysQ = "wgs84", simplify: SimplifyQ = 0.0
@@ -43,7 +54,12 @@ def list_districts(
     return GeoJSONResponse(service.feature_collection(conn, coord_sys, simplify))
 
 
-@router.get("/districts/{code}", summary="One district outline", response_class=GeoJSONResponse)
+@router.get(
+    "/districts/{code}",
+    summary="One district outline",
+    response_class=GeoJSONResponse,
+    responses=body(District, media=GEOJSON) | errors(404, 422, 503),
+)
 def get_district(
     conn: ConnDep,
     code: Annotated[str, Path(max_length=12, description="6, 9 or 12-digit code")],
@@ -74,6 +90,7 @@ _UPLOAD_BODY = {
     "every station's district",
     dependencies=[AdminDep],
     openapi_extra={"requestBody": _UPLOAD_BODY},
+    responses=body(DistrictLoad, description="Loaded") | errors(*WRITE),
 )
 async def put_districts(
     request: Request,

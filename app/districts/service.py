@@ -25,6 +25,7 @@ from app.districts import queries
 from app.districts.convert import from_wgs84, to_wgs84
 from app.errors import InvalidInputError, NotFoundError
 from app.geo import coords
+from app.geo.validity import invalid_reason
 
 CODE_RE: Final = r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$"
 MAX_FEATURES: Final = 5000
@@ -203,6 +204,8 @@ def _name(value: Any, where: str, required: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise _Bad(where, f"a string of 1-{MAX_NAME} characters is required, got {value!r}")
+    if "\x00" in value:
+        raise _Bad(where, "must not contain NUL characters (不能包含 NUL 字符)")
     value = " ".join(value.split())
     if not 1 <= len(value) <= MAX_NAME:
         raise _Bad(where, f"must be 1-{MAX_NAME} characters, got {len(value)}")
@@ -236,6 +239,11 @@ def _feature(feature: Any, i: int, coord_sys: str) -> _Parsed:
         if parent == code:
             raise _Bad(f"{at}.properties.parent_code", "a district cannot be its own parent")
     geom = _geometry(feature.get("geometry"), f"{at}.geometry", coord_sys)
+    # Checked as given (before any datum conversion): an invalid outline is refused, not
+    # repaired into something the planner did not draw.
+    problem = invalid_reason(geom)
+    if problem is not None:
+        raise _Bad(f"{at}.geometry", problem)
     return _Parsed(i, code, name, name_en, parent, geom)
 
 
@@ -246,7 +254,11 @@ def parse_collection(data: Any, coord_sys: str = "wgs84") -> list[DistrictIn]:
 
     Each Feature needs properties `code` (6, 9 or 12 digits, unique in the file) and `name`
     (1-100 characters); `name_en` and `parent_code` are optional; other properties are
-    ignored. Geometry: Polygon or MultiPolygon with closed rings and in-range coordinates.
+    ignored. Geometry: Polygon or MultiPolygon with closed rings of at least 4 positions,
+    finite in-range number coordinates (no booleans or strings), valid as OGC simple features
+    (no self-intersection, holes inside their shell, parts not overlapping): an invalid one is
+    refused naming the feature, the problem and where, e.g. `features[3].geometry:
+    self-intersection near 114.301, 30.552`, never repaired into another shape.
     """
     if coord_sys not in coords.COORD_SYSTEMS:
         raise InvalidInputError(
@@ -290,6 +302,7 @@ def parse_collection(data: Any, coord_sys: str = "wgs84") -> list[DistrictIn]:
         parsed.append(p)
     if not errors:
         for p, geom in zip(parsed, to_wgs84([p.geom for p in parsed], coord_sys), strict=True):
+            # valid as given; a datum shift can still pinch a ring by a millimetre: repaired
             p.geom = polygonal(geom)
             if p.geom.is_empty:
                 errors.append(

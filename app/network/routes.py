@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import DbDep, NetworkDep
+from app.api.openapi import GEOJSON, IsochroneCollection, ServiceAreaCollection, body, errors
 from app.api.params import CoordSysQ, LatQ, LonQ, StationId
 from app.api.responses import GeoJSONResponse, dumps
 from app.errors import InvalidInputError
@@ -27,6 +28,7 @@ MinutesQ = Annotated[
     "/isochrones",
     summary="Where a worker at a point gets within N minutes on the road network",
     response_class=GeoJSONResponse,
+    responses=body(IsochroneCollection, media=GEOJSON) | errors(409, 422, 503),
 )
 async def isochrones(
     db: DbDep,
@@ -53,9 +55,10 @@ async def isochrones(
 
 
 @router.get(
-    "/stations/{station_id}/service-area",
+    "/stations/{station_id:int}/service-area",
     summary="From where workers reach a station within N minutes (cached)",
     response_class=GeoJSONResponse,
+    responses=body(ServiceAreaCollection, media=GEOJSON) | errors(404, 409, 422, 503),
 )
 async def service_area(
     db: DbDep,

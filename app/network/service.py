@@ -106,7 +106,8 @@ def parse_minutes(raw: str) -> list[int]:
     values: list[int] = []
     for part in raw.split(","):
         part = part.strip()
-        if not part.isdigit() or not 1 <= int(part) <= MAX_MINUTES:
+        # ASCII only: "²".isdigit() is true, but int("²") fails (and "١٠" would be 10)
+        if not (part.isascii() and part.isdigit()) or not 1 <= int(part) <= MAX_MINUTES:
             raise InvalidInputError(
                 f"minutes: whole minutes from 1 to {MAX_MINUTES}, comma-separated "
                 f"(e.g. 5,10,15); got {raw!r}",

@@ -11,7 +11,28 @@ from sqlalchemy.engine import Connection, RowMapping
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import ConnDep, DbDep, NetworkDep, SettingsDep
-from app.api.params import CoordSysQ, DistrictQ, LatQ, LonQ, OpenAtQ, StationId
+from app.api.openapi import (
+    GEOJSON,
+    JSON_BODY,
+    WRITE,
+    AmenityList,
+    Station,
+    StationCollection,
+    Vocabulary,
+    body,
+    empty,
+    errors,
+)
+from app.api.params import (
+    CoordSysQ,
+    DistrictQ,
+    LatQ,
+    LonQ,
+    OpenAtQ,
+    StationId,
+    StrictDecimal,
+    StrictInteger,
+)
 from app.api.responses import GeoJSONResponse, JSONBytesResponse, dumps
 from app.api.security import AdminDep
 from app.errors import InvalidInputError, PreconditionRequiredError
@@ -48,6 +69,12 @@ MAX_RADIUS_M = 200_000.0
 MAX_Q = 50
 
 router = APIRouter(prefix="/api/v1", tags=["stations"])
+
+#: A station response's version header (documented for GET, PATCH and the amenity change).
+_ETAG: dict[str, Any] = {
+    "headers": {"ETag": "The station's version"},
+    "required_headers": ("ETag",),
+}
 
 
 def _etag(version: int) -> str:
@@ -96,12 +123,20 @@ def _terms(terms: tuple[Term, ...]) -> list[dict[str, str]]:
     return [{"code": t.code, "zh": t.zh, "en": t.en} for t in terms]
 
 
-@router.get("/amenities", summary="Amenity vocabulary (zh-CN and English labels)")
+@router.get(
+    "/amenities",
+    summary="Amenity vocabulary (zh-CN and English labels)",
+    responses=body(AmenityList),
+)
 def list_amenities() -> JSONBytesResponse:
     return JSONBytesResponse({"amenities": _terms(AMENITIES)})
 
 
-@router.get("/vocabulary", summary="All fixed vocabularies of a station")
+@router.get(
+    "/vocabulary",
+    summary="All fixed vocabularies of a station",
+    responses=body(Vocabulary),
+)
 def vocabulary() -> JSONBytesResponse:
     return JSONBytesResponse(
         {
@@ -162,6 +197,7 @@ def _search_text(q: str | None) -> str | None:
     "/stations/nearest",
     summary="The k nearest stations by geodesic distance",
     response_class=GeoJSONResponse,
+    responses=body(StationCollection, media=GEOJSON) | errors(409, 422, 503),
 )
 async def nearest(
     settings: SettingsDep,
@@ -169,9 +205,11 @@ async def nearest(
     network: NetworkDep,
     lat: LatQ,
     lon: LonQ,
-    k: Annotated[int, Query(ge=1, le=MAX_K)] = 5,
+    k: Annotated[int, StrictInteger, Query(ge=1, le=MAX_K)] = 5,
     radius_m: Annotated[
-        float | None, Query(gt=0, le=MAX_RADIUS_M, allow_inf_nan=False, description="metres")
+        float | None,
+        StrictDecimal,
+        Query(gt=0, le=MAX_RADIUS_M, allow_inf_nan=False, description="metres"),
     ] = None,
     amenities: AmenitiesQ = None,
     access: AccessQ = None,
@@ -225,7 +263,12 @@ async def nearest(
     return Response(await run_in_threadpool(work), media_type=GeoJSONResponse.media_type)
 
 
-@router.get("/stations", summary="Stations: search, filter, paged", response_class=GeoJSONResponse)
+@router.get(
+    "/stations",
+    summary="Stations: search, filter, paged",
+    response_class=GeoJSONResponse,
+    responses=body(StationCollection, media=GEOJSON) | errors(422, 503),
+)
 def list_stations(
     request: Request,
     settings: SettingsDep,
@@ -241,8 +284,8 @@ def list_stations(
     open_now: OpenNowQ = False,
     open_at: OpenAtQ = None,
     coord_sys: CoordSysQ = "wgs84",
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, StrictInteger, Query(ge=1, le=MAX_PAGE)] = 100,
+    offset: Annotated[int, StrictInteger, Query(ge=0, le=10_000_000)] = 0,
 ) -> GeoJSONResponse:
     box = None
     if bbox is not None:
@@ -348,6 +391,15 @@ def _bbox_to_wgs84(
     summary="Create a station from a GeoJSON Feature",
     dependencies=[AdminDep],
     response_class=GeoJSONResponse,
+    responses=body(
+        Station,
+        status=201,
+        media=GEOJSON,
+        description="Created",
+        headers={"Location": "The new station's URL", "ETag": "Its version"},
+        required_headers=("Location", "ETag"),
+    )
+    | errors(*WRITE, *JSON_BODY),
 )
 def create_station(
     settings: SettingsDep, conn: ConnDep, feature: StationFeatureIn, coord_sys: CoordSysQ = "wgs84"
@@ -361,7 +413,12 @@ def create_station(
     )
 
 
-@router.get("/stations/{station_id}", summary="One station", response_class=GeoJSONResponse)
+@router.get(
+    "/stations/{station_id:int}",
+    summary="One station",
+    response_class=GeoJSONResponse,
+    responses=body(Station, media=GEOJSON, **_ETAG) | errors(404, 422, 503),
+)
 def get_station(
     settings: SettingsDep,
     conn: ConnDep,
@@ -376,10 +433,11 @@ def get_station(
 
 
 @router.patch(
-    "/stations/{station_id}",
+    "/stations/{station_id:int}",
     summary="Change some properties and/or the position (If-Match: the version you read, or *)",
     dependencies=[AdminDep],
     response_class=GeoJSONResponse,
+    responses=body(Station, media=GEOJSON, **_ETAG) | errors(*WRITE, *JSON_BODY, 404, 412, 428),
 )
 def patch_station(
     settings: SettingsDep,
@@ -396,10 +454,11 @@ def patch_station(
 
 
 @router.post(
-    "/stations/{station_id}/amenities",
+    "/stations/{station_id:int}/amenities",
     summary="Add and/or remove amenities atomically (no If-Match needed)",
     dependencies=[AdminDep],
     response_class=GeoJSONResponse,
+    responses=body(Station, media=GEOJSON, **_ETAG) | errors(*WRITE, *JSON_BODY, 404, 412),
 )
 def change_amenities(
     settings: SettingsDep,
@@ -416,10 +475,11 @@ def change_amenities(
 
 
 @router.delete(
-    "/stations/{station_id}",
+    "/stations/{station_id:int}",
     status_code=204,
     summary="Delete a station",
     dependencies=[AdminDep],
+    responses=empty(204, "Deleted") | errors(*WRITE, 404, 412),
 )
 def delete_station(
     conn: ConnDep,

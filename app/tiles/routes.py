@@ -22,6 +22,8 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from sqlalchemy.engine import Connection
 
 from app.api.deps import ConnDep
+from app.api.openapi import TileJSON, body, errors
+from app.api.params import StrictInteger
 from app.api.responses import JSONBytesResponse
 from app.errors import InvalidInputError, NotFoundError
 from app.stations.schemas import parse_csv_codes
@@ -43,10 +45,14 @@ RUNNING_RUN_CACHE = "no-cache"
 
 router = APIRouter(prefix=PREFIX, tags=["tiles"])
 
-Z = Annotated[int, Path(ge=0, le=MAX_ZOOM, description="Zoom level, 0-22")]
-X = Annotated[int, Path(ge=0, description="Tile column, 0 .. 2^z - 1 (west to east)")]
-Y = Annotated[int, Path(ge=0, description="Tile row, 0 .. 2^z - 1 (north to south, XYZ)")]
-RunId = Annotated[int, Path(ge=1, le=MAX_ID, description="Coverage run id")]
+Z = Annotated[int, StrictInteger, Path(ge=0, le=MAX_ZOOM, description="Zoom level, 0-22")]
+X = Annotated[
+    int, StrictInteger, Path(ge=0, description="Tile column, 0 .. 2^z - 1 (west to east)")
+]
+Y = Annotated[
+    int, StrictInteger, Path(ge=0, description="Tile row, 0 .. 2^z - 1 (north to south, XYZ)")
+]
+RunId = Annotated[int, StrictInteger, Path(ge=1, le=MAX_ID, description="Coverage run id")]
 StatusQ = Annotated[
     str | None,
     Query(
@@ -115,7 +121,7 @@ def _run_cache(run: queries.Run) -> str:
     "/stations/{z}/{x}/{y}.pbf",
     summary="Stations as a Mapbox Vector Tile (layer `stations`)",
     response_class=Response,
-    responses=_TILE_RESPONSES,
+    responses=_TILE_RESPONSES | errors(422, 503),
 )
 def stations_tile(
     request: Request, conn: ConnDep, z: Z, x: X, y: Y, status: StatusQ = None
@@ -129,7 +135,7 @@ def stations_tile(
     "/coverage/{run_id}/{z}/{x}/{y}.pbf",
     summary="A coverage run's cells as a Mapbox Vector Tile (layer `cells`)",
     response_class=Response,
-    responses=_TILE_RESPONSES,
+    responses=_TILE_RESPONSES | errors(404, 422, 503),
 )
 def coverage_tile(request: Request, conn: ConnDep, run_id: RunId, z: Z, x: X, y: Y) -> Response:
     _check_tile(z, x, y)
@@ -160,7 +166,11 @@ def _tilejson(
     }
 
 
-@router.get("/stations.json", summary="TileJSON 3.0.0 of the stations tiles")
+@router.get(
+    "/stations.json",
+    summary="TileJSON 3.0.0 of the stations tiles",
+    responses=body(TileJSON) | errors(422, 503),
+)
 def stations_tilejson(request: Request, conn: ConnDep, status: StatusQ = None) -> Response:
     statuses = _statuses(status)
     query = f"?status={','.join(statuses)}" if status is not None else ""
@@ -181,7 +191,11 @@ def stations_tilejson(request: Request, conn: ConnDep, status: StatusQ = None) -
     return JSONBytesResponse(doc, headers={"Cache-Control": STATIONS_CACHE})
 
 
-@router.get("/coverage/{run_id}.json", summary="TileJSON 3.0.0 of a coverage run's cell tiles")
+@router.get(
+    "/coverage/{run_id}.json",
+    summary="TileJSON 3.0.0 of a coverage run's cell tiles",
+    responses=body(TileJSON) | errors(404, 422, 503),
+)
 def coverage_tilejson(request: Request, conn: ConnDep, run_id: RunId) -> Response:
     run = _run(conn, run_id)
     doc = _tilejson(

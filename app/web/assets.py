@@ -11,6 +11,13 @@ Leaflet.markercluster (MIT, for the planner map's 10^4 stations) is the npm pack
 installed (so a configured registry mirror is used), otherwise straight from the npm registry,
 checked against its SHA-256, and only `dist/` is extracted into `.cache/leaflet/markercluster/`,
 which the existing /static/leaflet mount serves.
+
+Swagger UI (Apache-2.0) for /docs is the npm package `swagger-ui-dist` 5.35.0, SmartBear's
+own distribution, fetched the same way (pinned tarball SHA-256): its bundle, CSS, icon and
+licence files go to `.cache/swagger-ui/`, served at /static/swagger-ui. (PyPI's
+`swagger-ui-bundle` is a third party's repackaging, last released in 2023.) ReDoc is not
+served: one documentation UI is enough, and ReDoc injects `<style>` elements at run time,
+which the pages' Content-Security-Policy refuses.
 """
 
 from __future__ import annotations
@@ -38,6 +45,19 @@ MARKERCLUSTER_TGZ = "leaflet.markercluster-1.5.3.tgz"
 MARKERCLUSTER_URL = "https://registry.npmjs.org/leaflet.markercluster/-/" + MARKERCLUSTER_TGZ
 MARKERCLUSTER_SHA256 = "fc6b0b1d00b6c708ae54e43ee4a11ac345e41660e19f0a570190bb35babb1a1c"
 MARKERCLUSTER_FILES = ("leaflet.markercluster.js", "MarkerCluster.css", "MarkerCluster.Default.css")
+SWAGGER_UI_DIR = ROOT / ".cache" / "swagger-ui"
+SWAGGER_UI_SPEC = "swagger-ui-dist@5.35.0"
+SWAGGER_UI_TGZ = "swagger-ui-dist-5.35.0.tgz"
+SWAGGER_UI_URL = "https://registry.npmjs.org/swagger-ui-dist/-/" + SWAGGER_UI_TGZ
+SWAGGER_UI_SHA256 = "1b8e891893404ea4c3558b6a87e2a3e494e7eedba41168c2ece5800a391a6ea6"
+SWAGGER_UI_FILES = (
+    "swagger-ui-bundle.js",
+    "swagger-ui.css",
+    "favicon-32x32.png",
+    "LICENSE",
+    "NOTICE",
+    "swagger-ui-bundle.js.LICENSE.txt",
+)
 
 
 def leaflet_ready(target: Path = LEAFLET_DIR) -> bool:
@@ -59,35 +79,62 @@ def markercluster_ready(target: Path = MARKERCLUSTER_DIR) -> bool:
     return all((target / f).is_file() for f in MARKERCLUSTER_FILES)
 
 
-def _markercluster_tarball(tmp: Path) -> bytes:
-    npm = shutil.which("npm")
-    if npm:
-        done = subprocess.run(  # noqa: S603 (fixed argv: npm pack of a pinned name)
-            [npm, "pack", "--silent", MARKERCLUSTER_SPEC, "--pack-destination", str(tmp)],
-            check=False,
-            capture_output=True,
-        )
-        if done.returncode == 0 and (tmp / MARKERCLUSTER_TGZ).is_file():
-            return (tmp / MARKERCLUSTER_TGZ).read_bytes()
-    with urllib.request.urlopen(MARKERCLUSTER_URL, timeout=60) as r:
-        return bytes(r.read())
+def _npm_tarball(spec: str, tgz: str, url: str, sha256: str) -> bytes:
+    """A pinned npm package's registry tarball: `npm pack` when npm is installed (a
+    configured registry mirror is used), else straight from the registry; SHA-256 checked."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = None
+        npm = shutil.which("npm")
+        if npm:
+            done = subprocess.run(  # noqa: S603 (fixed argv: npm pack of a pinned name)
+                [npm, "pack", "--silent", spec, "--pack-destination", tmp],
+                check=False,
+                capture_output=True,
+            )
+            if done.returncode == 0 and (Path(tmp) / tgz).is_file():
+                data = (Path(tmp) / tgz).read_bytes()
+        if data is None:
+            assert url.startswith("https://registry.npmjs.org/")
+            with urllib.request.urlopen(url, timeout=60) as r:  # noqa: S310 (pinned https URL)
+                data = bytes(r.read())
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise RuntimeError(f"{tgz}: unexpected SHA-256 {digest}")
+    return data
+
+
+def _extract(data: bytes, prefix: str, names: tuple[str, ...], target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
+        for name in names:
+            member = tf.extractfile(f"{prefix}{name}")
+            assert member is not None
+            (target / name).write_bytes(member.read())
 
 
 def ensure_markercluster(target: Path = MARKERCLUSTER_DIR) -> Path:
     """Fetch Leaflet.markercluster's dist files once (npm tarball, SHA-256 checked)."""
     if markercluster_ready(target):
         return target
-    with tempfile.TemporaryDirectory() as tmp:
-        data = _markercluster_tarball(Path(tmp))
-    digest = hashlib.sha256(data).hexdigest()
-    if digest != MARKERCLUSTER_SHA256:
-        raise RuntimeError(f"{MARKERCLUSTER_TGZ}: unexpected SHA-256 {digest}")
-    target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tf:
-        for name in MARKERCLUSTER_FILES:
-            member = tf.extractfile(f"package/dist/{name}")
-            assert member is not None
-            (target / name).write_bytes(member.read())
+    data = _npm_tarball(
+        MARKERCLUSTER_SPEC, MARKERCLUSTER_TGZ, MARKERCLUSTER_URL, MARKERCLUSTER_SHA256
+    )
+    _extract(data, "package/dist/", MARKERCLUSTER_FILES, target)
+    return target
+
+
+def swagger_ui_ready(target: Path = SWAGGER_UI_DIR) -> bool:
+    """Whether Swagger UI's files are in place."""
+    return all((target / f).is_file() for f in SWAGGER_UI_FILES)
+
+
+def ensure_swagger_ui(target: Path = SWAGGER_UI_DIR) -> Path:
+    """Fetch Swagger UI's bundle, CSS and icon for /docs once (npm tarball, SHA-256 checked),
+    with its licence texts (Apache-2.0 asks for LICENSE and NOTICE to travel with it)."""
+    if swagger_ui_ready(target):
+        return target
+    data = _npm_tarball(SWAGGER_UI_SPEC, SWAGGER_UI_TGZ, SWAGGER_UI_URL, SWAGGER_UI_SHA256)
+    _extract(data, "package/", SWAGGER_UI_FILES, target)
     return target
 
 

@@ -17,3 +17,19 @@ TILES: dict[str, dict[str, str]] = {
         "coord_sys": "gcj02",
     },
 }
+
+
+def tile_origins(*names: str) -> list[str]:
+    """The origins (scheme://host) the tile URLs above (all, or those named) load images
+    from, every `{s}` subdomain spelled out: the `img-src` of a Content-Security-Policy."""
+    out: list[str] = []
+    for name, spec in TILES.items():
+        if names and name not in names:
+            continue
+        url = spec["url"]
+        subs = spec["subdomains"] if "{s}" in url else ""
+        for s in subs or [""]:
+            origin = "/".join(url.replace("{s}", s).split("/", 3)[:3])
+            if origin not in out:
+                out.append(origin)
+    return out

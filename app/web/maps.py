@@ -68,6 +68,7 @@ import html
 import json
 import math
 import re
+import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -83,12 +84,13 @@ from folium.utilities import JsCode
 from numpy.typing import NDArray
 from shapely.geometry import mapping, shape
 
+from app.api.headers import add_nonce, html_policy
 from app.coverage import derive
 from app.coverage.service import Run
 from app.errors import ServiceUnavailableError
 from app.geo import coords
 from app.web import assets
-from app.web.basemaps import TILES
+from app.web.basemaps import TILES, tile_origins
 from app.web.i18n import texts
 
 #: Gaps outlined at most (largest uncovered demand first); all gap cells are in the band layer.
@@ -290,8 +292,9 @@ def _data_uri_images(css: str, folder: Path) -> str:
 
 
 def _script(text: str) -> str:
-    if "</script" in text.lower():
-        raise ValueError("an inlined script contains </script")
+    # "<script"/"<style" inside the code would also be hit by `add_nonce`
+    if re.search(r"</?(script|style)", text, re.IGNORECASE):
+        raise ValueError("an inlined script contains a <script or <style tag")
     return f"<script>{text}</script>"
 
 
@@ -763,16 +766,18 @@ def planner_map(
     return m
 
 
-def map_parts(m: folium.Map) -> dict[str, str]:
+def map_parts(m: folium.Map, nonce: str = "") -> dict[str, str]:
     """The map's header (links, styles), body (the map's div) and script, for embedding in
-    one of our pages."""
+    one of our pages; `nonce` goes on every inline `<script>`/`<style>` of the header and
+    body (the page's Content-Security-Policy; the script part goes into the page's own
+    nonced `<script>`)."""
     root = _figure(m)
     root.render()
     # our page has its own viewport (folium's forbids pinch zoom on the whole page)
     header = re.sub(r'<meta name="viewport"[^>]*>', "", root.header.render())
     return {
-        "header": header,
-        "html": root.html.render(),
+        "header": add_nonce(header, nonce),
+        "html": add_nonce(root.html.render(), nonce),
         "script": root.script.render(),
     }
 
@@ -784,11 +789,15 @@ def standalone_html(
     tiles: str = "osm",
     lang: str = "zh",
     suggestions: list[dict[str, Any]] | None = None,
+    nonce: str = "",
     **options: Any,
 ) -> str:
     """The coverage map as one complete HTML document with Leaflet and markercluster inlined
     (opens without our server or a CDN; only the tiles come from the internet). `options`
-    go to `planner_map` (dense_n, pair_minutes, redundant_pct)."""
+    go to `planner_map` (dense_n, pair_minutes, redundant_pct). `nonce` (served by us: the
+    response's CSP nonce, else a new one) goes on every inline script and style, and a
+    Content-Security-Policy `<meta>` allows only those (the file is opened from disk, where
+    no response header protects it)."""
     m = planner_map(
         run,
         district=district,
@@ -804,7 +813,14 @@ def standalone_html(
         f"{t['planner_title']} · {t[run.params.mode.value]} {run.params.minutes} {t['min']}"
     )
     html_lang = "en" if lang == "en" else "zh-CN"
-    out = root.render()
+    # A saved file has no response headers: the policy travels in a <meta> element, first in
+    # <head>, with a nonce of its own unless the server gave one.
+    nonce = nonce or secrets.token_urlsafe(18)
+    policy = html.escape(html_policy(nonce, tile_origins(tiles), meta=True))
+    out = add_nonce(root.render(), nonce)
     return out.replace("<html>", f'<html lang="{html_lang}">', 1).replace(
-        "<head>", '<head>\n<meta charset="utf-8">', 1
+        "<head>",
+        f'<head>\n<meta charset="utf-8">\n<meta http-equiv="Content-Security-Policy" '
+        f'content="{policy}">',
+        1,
     )

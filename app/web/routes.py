@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,21 +14,23 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.engine import Connection
+from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import ConnDep
+from app.api.deps import ConnDep, CoverageDep, DbDep, SettingsDep
+from app.api.headers import csp_nonce
 from app.api.responses import GeoJSONResponse
 from app.coverage import derive
 from app.coverage import service as coverage_service
 from app.coverage.service import (
     MAX_TARGET_MINUTES,
-    CoverageEngine,
+    CoverageBusyError,
     Params,
     Pending,
     Run,
     make_params,
 )
 from app.errors import DomainError, InvalidInputError, status_for
+from app.exchange import csvsafe
 from app.geo import coords
 from app.hours import store as hours_store
 from app.network.errors import NoNetworkError
@@ -40,7 +41,16 @@ from app.web.assets import leaflet_ready
 from app.web.basemaps import TILES
 from app.web.i18n import distance_label, term_label, texts
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parents[2] / "templates"))
+
+def _page_context(request: Request) -> dict[str, Any]:
+    """What every template gets: the response's CSP nonce for its inline scripts/styles."""
+    return {"csp_nonce": csp_nonce(request)}
+
+
+TEMPLATES = Jinja2Templates(
+    directory=str(Path(__file__).resolve().parents[2] / "templates"),
+    context_processors=[_page_context],
+)
 router = APIRouter(include_in_schema=False)
 
 #: Jianghan Road, Wuhan: where the demo opens.
@@ -212,7 +222,7 @@ class PlannerQuery:
 
 
 def planner_query(
-    request: Request,
+    settings: SettingsDep,
     mode: Annotated[str, Query(max_length=10)] = "walk",
     minutes: Annotated[str, Query(max_length=10)] = "15",
     district: Annotated[str, Query(max_length=20)] = "",
@@ -230,7 +240,7 @@ def planner_query(
         errors.append(f"mode: one of {', '.join(PLANNER_MODES)}")
         mode = "walk"
     try:
-        target = int(minutes)
+        target = _digits(minutes)
         if not 1 <= target <= MAX_TARGET_MINUTES:
             raise ValueError
     except ValueError:
@@ -244,20 +254,20 @@ def planner_query(
         errors.append("weight: road, area or an imported demand layer")
         weight = "road"
     try:
-        res = int(resolution)
+        res = _digits(resolution)
         if res not in PLANNER_RESOLUTIONS:
             raise ValueError
     except ValueError:
         errors.append(f"resolution: one of {', '.join(map(str, PLANNER_RESOLUTIONS))}")
         res = 9
     try:
-        k = int(suggest)
-        if not 0 <= k <= max(PLANNER_SUGGEST):
+        k = _digits(suggest)
+        if k not in PLANNER_SUGGEST:  # each value is seconds of work: a fixed few
             raise ValueError
     except ValueError:
-        errors.append(f"suggest: 0..{max(PLANNER_SUGGEST)}")
+        errors.append(f"suggest: one of {', '.join(map(str, PLANNER_SUGGEST))}")
         k = 0
-    tiles = tiles if tiles in TILES else request.app.state.settings.tiles
+    tiles = tiles if tiles in TILES else settings.tiles
     return PlannerQuery(
         mode=mode,
         minutes=target,
@@ -274,15 +284,36 @@ def planner_query(
 PlannerQueryDep = Annotated[PlannerQuery, Depends(planner_query)]
 
 
-def planner_run(request: Request, conn: Connection, q: PlannerQuery) -> Run | Pending:
-    """The coverage run for the page's parameters (the same engine and cache as the API);
-    a district the run does not know is a NotFoundError."""
-    engine: CoverageEngine = request.app.state.coverage
-    inputs = engine.read_inputs(conn, q.params(), time_zone=request.app.state.settings.time_zone)
-    result = engine.get(inputs)
-    if isinstance(result, Run):
-        result.district_mask(q.district)  # validates the code
-    return result
+def _digits(raw: str) -> int:
+    """Plain decimal digits as an int (ValueError otherwise: no sign, '_', spaces inside)."""
+    raw = raw.strip()
+    if not raw.isascii() or not raw.isdigit():
+        raise ValueError(raw)
+    return int(raw)
+
+
+PlannerRun = Callable[["PlannerQuery"], Awaitable[Run | Pending]]
+
+
+async def planner_run(
+    request: Request, engine: CoverageDep, db: DbDep, settings: SettingsDep
+) -> PlannerRun:
+    """What the planner routes await: the coverage run for the page's parameters (the same
+    engine and cache as the API, the same bounds: the wait holds no connection, a full queue
+    is CoverageBusyError); a district the run does not know is a NotFoundError."""
+
+    async def get(q: PlannerQuery) -> Run | Pending:
+        result = await engine.obtain(
+            db, q.params(), time_zone=settings.time_zone, disconnected=request.is_disconnected
+        )
+        if isinstance(result, Run):
+            result.district_mask(q.district)  # validates the code
+        return result
+
+    return get
+
+
+PlannerRunDep = Annotated[PlannerRun, Depends(planner_run)]
 
 
 def district_rows(run: Run, lang: str) -> list[dict[str, Any]]:
@@ -315,15 +346,11 @@ def _table_row(run: Run, r: dict[str, Any], lang: str) -> dict[str, Any]:
 
 
 def _csv_response(rows: list[dict[str, Any]], columns: list[str], filename: str) -> Response:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
-    w.writeheader()
-    w.writerows(rows)
-    # BOM: Excel and WPS, what planners open CSV with, need it to read UTF-8 Chinese
+    """A CSV download by the one safe writer (BOM for Excel/WPS, formula cells neutralised)."""
     return Response(
-        "\ufeff" + buf.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        csvsafe.write_dicts(rows, columns),
+        media_type=csvsafe.MEDIA_TYPE,
+        headers=csvsafe.attachment(filename),
     )
 
 
@@ -332,11 +359,30 @@ def _filename(q: PlannerQuery, kind: str, ext: str) -> str:
     return f"yizhan-{kind}-{q.mode}-{q.minutes}min-r{q.resolution}{where}.{ext}"
 
 
-def _download_run(request: Request, conn: Connection, q: PlannerQuery) -> Run | Response:
-    """The run for a download, or the response to send instead (bad input, computing)."""
+async def _download(
+    request: Request,
+    runs: PlannerRun,
+    q: PlannerQuery,
+    build: Callable[[Request, Run, PlannerQuery], Response],
+) -> Response:
+    """A download: the run, then `build` on a worker thread (or what to send instead)."""
+    run = await _download_run(runs, q)
+    if not isinstance(run, Run):
+        return run
+    return await run_in_threadpool(build, request, run, q)
+
+
+async def _download_run(runs: PlannerRun, q: PlannerQuery) -> Run | Response:
+    """The run for a download, or the response to send instead (bad input, computing,
+    busy)."""
     if q.error:
         raise InvalidInputError(q.error, field=q.error.split(":", 1)[0])
-    result = planner_run(request, conn, q)
+    try:
+        result = await runs(q)
+    except CoverageBusyError as exc:
+        return PlainTextResponse(
+            exc.detail, status_code=503, headers={"Retry-After": str(exc.retry_after or 5)}
+        )
     if isinstance(result, Pending):
         t = texts(q.lang)
         p = result.progress
@@ -360,7 +406,7 @@ def _suggestions(run: Run, q: PlannerQuery) -> list[dict[str, Any]] | None:
 
 
 @router.get("/planner", response_class=HTMLResponse, name="planner")
-def planner_page(request: Request, conn: ConnDep, q: PlannerQueryDep) -> HTMLResponse:
+async def planner_page(request: Request, runs: PlannerRunDep, q: PlannerQueryDep) -> HTMLResponse:
     """Planner page: the coverage map of a mode and target, the district table, downloads."""
     t = texts(q.lang)
     other = "zh" if q.lang == "en" else "en"
@@ -378,15 +424,18 @@ def planner_page(request: Request, conn: ConnDep, q: PlannerQueryDep) -> HTMLRes
         "run": None,
     }
     status = 422 if q.error else 200
+    headers: dict[str, str] = {}
     if q.error is None:
         try:
-            result = planner_run(request, conn, q)
+            result = await runs(q)
         except NoNetworkError:
             ctx["error"] = t["pl_no_network"]
             status = 409
         except DomainError as exc:
             ctx["error"] = exc.detail
             status = status_for(exc)
+            if exc.retry_after is not None:
+                headers["Retry-After"] = str(exc.retry_after)
         else:
             if isinstance(result, Pending):
                 p = result.progress
@@ -394,8 +443,12 @@ def planner_page(request: Request, conn: ConnDep, q: PlannerQueryDep) -> HTMLRes
                     stage=p.get("stage", ""), done=p.get("done", 0), total=p.get("total", 0)
                 )
             else:
-                ctx.update(_planner_context(request, result, q))
-    return TEMPLATES.TemplateResponse(request, "planner.html", ctx, status_code=status)
+                ctx.update(await run_in_threadpool(_planner_context, request, result, q))
+    return await run_in_threadpool(
+        lambda: TEMPLATES.TemplateResponse(
+            request, "planner.html", ctx, status_code=status, headers=headers or None
+        )
+    )
 
 
 def _planner_context(request: Request, run: Run, q: PlannerQuery) -> dict[str, Any]:
@@ -418,7 +471,7 @@ def _planner_context(request: Request, run: Run, q: PlannerQuery) -> dict[str, A
             suggestions=_suggestions(run, q),
             leaflet_base="/static/leaflet",
         )
-        parts = maps.map_parts(m)
+        parts = maps.map_parts(m, nonce=csp_nonce(request))
     query = q.query()
 
     def link(name: str) -> str:
@@ -469,11 +522,14 @@ def _share(x: float | None) -> str:
 
 
 @router.get("/planner/districts.csv", name="planner_districts_csv")
-def planner_districts_csv(request: Request, conn: ConnDep, q: PlannerQueryDep) -> Response:
+async def planner_districts_csv(
+    request: Request, runs: PlannerRunDep, q: PlannerQueryDep
+) -> Response:
     """The district table as CSV (UTF-8 with BOM), one row per district."""
-    run = _download_run(request, conn, q)
-    if not isinstance(run, Run):
-        return run
+    return await _download(request, runs, q, _districts_csv)
+
+
+def _districts_csv(request: Request, run: Run, q: PlannerQuery) -> Response:
     rows = district_rows(run, q.lang)
     columns = [c for c in (rows[0] if rows else _table_row_keys(run)) if c != "label"]
     return _csv_response(rows, columns, _filename(q, "districts", "csv"))
@@ -484,11 +540,14 @@ def _table_row_keys(run: Run) -> list[str]:
 
 
 @router.get("/planner/districts.geojson", name="planner_districts_geojson")
-def planner_districts_geojson(request: Request, conn: ConnDep, q: PlannerQueryDep) -> Response:
+async def planner_districts_geojson(
+    request: Request, runs: PlannerRunDep, q: PlannerQueryDep
+) -> Response:
     """The district table as GeoJSON: each district's outline (WGS-84) with its numbers."""
-    run = _download_run(request, conn, q)
-    if not isinstance(run, Run):
-        return run
+    return await _download(request, runs, q, _districts_geojson)
+
+
+def _districts_geojson(request: Request, run: Run, q: PlannerQuery) -> Response:
     feats = []
     for i, row in enumerate(district_rows(run, q.lang)):
         props = {k: v for k, v in row.items() if k != "label"}
@@ -525,11 +584,12 @@ _CELL_COLUMNS = [
 
 
 @router.get("/planner/cells.csv", name="planner_cells_csv")
-def planner_cells_csv(request: Request, conn: ConnDep, q: PlannerQueryDep) -> Response:
+async def planner_cells_csv(request: Request, runs: PlannerRunDep, q: PlannerQueryDep) -> Response:
     """The cells (of the district, or all) as CSV: centre WGS-84, minutes, band, demand."""
-    run = _download_run(request, conn, q)
-    if not isinstance(run, Run):
-        return run
+    return await _download(request, runs, q, _cells_csv)
+
+
+def _cells_csv(request: Request, run: Run, q: PlannerQuery) -> Response:
     idx = np.flatnonzero(run.district_mask(q.district))  # the order of cell_features
     feats = run.cell_features(q.district, "wgs84")
     rows = [
@@ -544,11 +604,14 @@ def planner_cells_csv(request: Request, conn: ConnDep, q: PlannerQueryDep) -> Re
 
 
 @router.get("/planner/cells.geojson", name="planner_cells_geojson")
-def planner_cells_geojson(request: Request, conn: ConnDep, q: PlannerQueryDep) -> Response:
+async def planner_cells_geojson(
+    request: Request, runs: PlannerRunDep, q: PlannerQueryDep
+) -> Response:
     """The cells (of the district, or all) as GeoJSON hexagons (WGS-84)."""
-    run = _download_run(request, conn, q)
-    if not isinstance(run, Run):
-        return run
+    return await _download(request, runs, q, _cells_geojson)
+
+
+def _cells_geojson(request: Request, run: Run, q: PlannerQuery) -> Response:
     body = {
         "type": "FeatureCollection",
         "features": run.cell_features(q.district, "wgs84"),
@@ -564,16 +627,22 @@ def planner_cells_geojson(request: Request, conn: ConnDep, q: PlannerQueryDep) -
 
 
 @router.get("/planner/map.html", name="planner_map_html")
-def planner_map_html(request: Request, conn: ConnDep, q: PlannerQueryDep) -> Response:
+async def planner_map_html(request: Request, runs: PlannerRunDep, q: PlannerQueryDep) -> Response:
     """The coverage map as one standalone HTML file (Leaflet and markercluster inlined)."""
-    run = _download_run(request, conn, q)
-    if not isinstance(run, Run):
-        return run
+    return await _download(request, runs, q, _map_html)
+
+
+def _map_html(request: Request, run: Run, q: PlannerQuery) -> Response:
     t = texts(q.lang)
     if not maps.assets_ready():
         return PlainTextResponse(t["no_leaflet"], status_code=503)
     doc = maps.standalone_html(
-        run, district=q.district, tiles=q.tiles, lang=q.lang, suggestions=_suggestions(run, q)
+        run,
+        district=q.district,
+        tiles=q.tiles,
+        lang=q.lang,
+        suggestions=_suggestions(run, q),
+        nonce=csp_nonce(request),
     )
     return HTMLResponse(
         doc,

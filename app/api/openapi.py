@@ -1,0 +1,607 @@
+"""The OpenAPI document tells the truth: response models and per-route `responses=`.
+
+Routes return our own Response classes (orjson bytes, `application/geo+json` where the body is
+GeoJSON), so FastAPI cannot infer their bodies; and its default 422 schema
+(`HTTPValidationError`, `detail` as an array) is not what `app/errors.py` sends. Here:
+
+- pydantic models of the one error shape and of every response body, precise where that is
+  cheap (fields, types, vocabularies) and open (`additionalProperties`) where bodies are;
+- `body(...)` and `errors(...)` build a route's `responses=` with the right media type and
+  headers: `responses=body(StationCollection, media=GEOJSON) | errors(409, 422, 503)`;
+- `install_openapi(app)` puts the models into `components/schemas`, swaps any leftover
+  `HTTPValidationError` for `Error` and drops FastAPI's `type: string` guess beside a `$ref`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema, models_json_schema
+
+from app.geo.coords import COORD_SYSTEMS
+from app.reports.vocab import REPORT_KINDS, REPORT_STATUSES
+from app.stations.vocab import ACCESS_CODES, AMENITY_CODES, HOST_TYPE_CODES, STATUS_CODES
+
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+REF = "#/components/schemas/"
+
+
+def _enum(values: tuple[str, ...], description: str | None = None) -> Any:
+    extra: dict[str, Any] = {"enum": list(values)}
+    return Field(json_schema_extra=extra, description=description)
+
+
+def _drop_null_default(schema: dict[str, Any]) -> None:
+    """Optional members that are left out (never `null`) have no `default: null`."""
+    for prop in schema.get("properties", {}).values():
+        if prop.get("default", 0) is None:
+            del prop["default"]
+
+
+class _Closed(BaseModel):
+    """A body whose members are all listed."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_drop_null_default)
+
+
+class _Open(BaseModel):
+    """A body that may carry members beyond those listed (foreign members, run details)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_drop_null_default)
+
+
+# --- the one error shape ---------------------------------------------------------------------
+
+
+class ErrorItem(_Closed):
+    """One invalid input of a validation error."""
+
+    field: str = Field(description="The input, e.g. `lat` or `properties.name`")
+    loc: list[str | int] = Field(description="Where it is: body/query/path/header, then keys")
+    msg: str = Field(description="What is wrong with it")
+
+
+class Error(_Open):
+    """Every error: `detail` names the field and what is wrong (`"lat: ..."`); domain errors
+    add `field`, validation errors add `errors` (one item per invalid input)."""
+
+    detail: str = Field(description="`<field>: <what is wrong>`, for people")
+    field: str | SkipJsonSchema[None] = Field(default=None, description="The offending input")
+    errors: list[ErrorItem] | SkipJsonSchema[None] = Field(
+        default=None, description="Validation errors: one per invalid input"
+    )
+
+
+# --- GeoJSON building blocks -----------------------------------------------------------------
+
+GEOMETRY_TYPES = (
+    "Point",
+    "MultiPoint",
+    "LineString",
+    "MultiLineString",
+    "Polygon",
+    "MultiPolygon",
+    "GeometryCollection",
+)
+
+
+class Geometry(_Open):
+    """A GeoJSON geometry (RFC 7946) in the response's `coord_sys`."""
+
+    type: str = _enum(GEOMETRY_TYPES)
+    coordinates: list[Any] | SkipJsonSchema[None] = None
+
+
+class Point(_Closed):
+    """A GeoJSON Point: [longitude, latitude]."""
+
+    type: Literal["Point"]
+    coordinates: list[float] = Field(min_length=2, max_length=2)
+
+
+class Feature(_Open):
+    """A GeoJSON Feature with open properties."""
+
+    type: Literal["Feature"]
+    id: int | str | SkipJsonSchema[None] = None
+    geometry: Geometry | None
+    properties: dict[str, Any] | None
+
+
+class FeatureCollection(_Open):
+    """A GeoJSON FeatureCollection with foreign members (run metadata, `coord_sys`…)."""
+
+    type: Literal["FeatureCollection"]
+    features: list[Feature]
+
+
+# --- stations --------------------------------------------------------------------------------
+
+
+class Label(_Closed):
+    """A short text in Chinese and English."""
+
+    zh: str
+    en: str
+
+
+class NavigationLinks(_Closed):
+    """Links that open the station in Amap, Baidu Maps and OpenStreetMap."""
+
+    amap: str
+    baidu: str
+    osm: str
+
+
+class StationInfo(_Open):
+    """A station's properties as returned (`app/stations/service.py` `to_feature`)."""
+
+    external_id: str
+    name: str
+    address: str | None
+    district_code: str | None
+    host_type: str = _enum(HOST_TYPE_CODES)
+    operator: str | None
+    access: str = _enum(ACCESS_CODES)
+    amenities: list[Annotated[str, _enum(AMENITY_CODES)]]
+    opening_hours: str | None = Field(description="OpenStreetMap opening_hours syntax")
+    status: str = _enum(STATUS_CODES)
+    open_now: bool | None = Field(description="null: opening hours unknown")
+    next_change: str | None = Field(description="ISO 8601, in the station's time zone")
+    next_change_label: Label
+    phone: str | None
+    capacity: int | None
+    open_reports: int
+    source_crs: str = _enum(COORD_SYSTEMS)
+    created_at: str
+    updated_at: str
+    version: int = Field(description="Optimistic-locking version; the ETag")
+    links: NavigationLinks
+    distance_m: float | SkipJsonSchema[None] = Field(
+        default=None, description="nearest: geodesic metres"
+    )
+    minutes: float | SkipJsonSchema[None] = Field(
+        default=None, description="nearest with mode: minutes on the network"
+    )
+    mode: str | SkipJsonSchema[None] = None
+
+
+class Station(_Open):
+    """One station as a GeoJSON Feature."""
+
+    type: Literal["Feature"]
+    id: int
+    geometry: Point
+    properties: StationInfo
+
+
+class PageLink(_Closed):
+    """A `next`/`prev` link of a paged collection."""
+
+    rel: str
+    type: str
+    href: str
+
+
+class StationCollection(_Open):
+    """Stations as a GeoJSON FeatureCollection."""
+
+    type: Literal["FeatureCollection"]
+    features: list[Station]
+    numberReturned: int
+    numberMatched: int | SkipJsonSchema[None] = None
+    links: list[PageLink] | SkipJsonSchema[None] = None
+    coord_sys: str = _enum(COORD_SYSTEMS)
+    evaluated_at: str = Field(description="The instant opening hours were evaluated at")
+
+
+class Term(_Closed):
+    """A vocabulary entry."""
+
+    code: str
+    zh: str
+    en: str
+
+
+class AmenityList(_Closed):
+    amenities: list[Term]
+
+
+class Vocabulary(_Closed):
+    amenities: list[Term]
+    host_types: list[Term]
+    access: list[Term]
+    statuses: list[Term]
+    report_kinds: list[Term]
+
+
+class Report(_Open):
+    """A filed problem report."""
+
+    id: int
+    station_id: int
+    kind: str = _enum(REPORT_KINDS)
+    comment: str | None
+    status: str = _enum(REPORT_STATUSES)
+    created_at: str
+    station_open_reports: int
+
+
+# --- travel times ----------------------------------------------------------------------------
+
+
+class RingInfo(_Open):
+    minutes: int
+    mode: str
+    area_km2: float
+
+
+class Ring(_Open):
+    """The area within `minutes`."""
+
+    type: Literal["Feature"]
+    geometry: Geometry
+    properties: RingInfo
+
+
+class IsochroneCollection(_Open):
+    """Rings, largest first."""
+
+    type: Literal["FeatureCollection"]
+    features: list[Ring]
+    network_version: int
+    coord_sys: str = _enum(COORD_SYSTEMS)
+
+
+class ServiceAreaCollection(_Open):
+    """A station's service-area rings, largest first."""
+
+    type: Literal["FeatureCollection"]
+    features: list[Ring]
+    station_id: int
+    network_version: int
+    coord_sys: str = _enum(COORD_SYSTEMS)
+    cache: Literal["hit", "miss", "partial"]
+
+
+# --- districts and demand --------------------------------------------------------------------
+
+
+class DistrictInfo(_Open):
+    code: str
+    name: str
+    name_en: str | None
+    parent_code: str | None
+    source: str | None
+    area_km2: float
+    updated_at: str
+
+
+class District(_Open):
+    """One district outline."""
+
+    type: Literal["Feature"]
+    id: str
+    geometry: Geometry
+    properties: DistrictInfo
+    coord_sys: str | SkipJsonSchema[None] = None
+
+
+class DistrictCollection(_Open):
+    type: Literal["FeatureCollection"]
+    features: list[District]
+    numberReturned: int
+    coord_sys: str = _enum(COORD_SYSTEMS)
+    simplify_m: float
+
+
+class DistrictLoad(_Open):
+    """What an upload did."""
+
+    mode: Literal["replace", "upsert"]
+    districts: int
+    replaced: int
+    total: int
+    stations_in_districts: int
+    stations_changed: int
+    source: str
+    coord_sys: str = _enum(COORD_SYSTEMS)
+
+
+class DemandLayer(_Open):
+    name: str
+    description: str | None
+    unit: str
+    resolution: int
+    source: str | None
+    created_at: str
+    cells: int
+    total_weight: float
+
+
+class DemandLayers(_Closed):
+    layers: list[DemandLayer]
+
+
+class DemandLoad(_Open):
+    """What an upload stored."""
+
+    name: str
+    unit: str
+    resolution: int
+    cells: int
+    total_weight: float
+    rows: int
+    coord_sys: str = _enum(COORD_SYSTEMS)
+
+
+# --- coverage --------------------------------------------------------------------------------
+
+
+class CoverageRunning(_Open):
+    """A run still computing: poll `poll` (also the `Location` header)."""
+
+    status: Literal["running"]
+    run: str
+    progress: Any = None
+    poll: str | SkipJsonSchema[None] = None
+
+
+class CoverageRunStatus(_Open):
+    """done (with the run's metadata), running (with progress) or failed (with the error)."""
+
+    status: Literal["done", "running", "failed"]
+    run: str
+
+
+class CoverageSummary(_Open):
+    """Share of area and demand within each band, overall and per district, with the run's
+    metadata (`run`, `params`, `network_version`…)."""
+
+    run: str
+    params: dict[str, Any]
+    overall: dict[str, Any]
+    districts: list[dict[str, Any]]
+
+
+class CoverageCollection(FeatureCollection):
+    """Cells, gaps, over-density or suggested sites, with the run's metadata."""
+
+    run: str
+    params: dict[str, Any]
+
+
+class Scenario(_Open):
+    """Coverage before and after adding sites and closing stations."""
+
+
+# --- tiles and operations --------------------------------------------------------------------
+
+
+class TileJSON(_Open):
+    """TileJSON 3.0.0."""
+
+    tilejson: Literal["3.0.0"]
+    name: str
+    description: str
+    scheme: Literal["xyz"]
+    tiles: list[str]
+    minzoom: int
+    maxzoom: int
+    bounds: list[float] = Field(min_length=4, max_length=4)
+    vector_layers: list[dict[str, Any]]
+
+
+class Health(_Closed):
+    status: Literal["ok"]
+
+
+class Ready(_Open):
+    status: Literal["ok"]
+    database: Literal["ok"]
+    schema_: str | None = Field(alias="schema")
+
+
+class NotReady(_Open):
+    status: Literal["unavailable"]
+    detail: str
+
+
+MODELS: tuple[type[BaseModel], ...] = (
+    Error,
+    Station,
+    StationCollection,
+    AmenityList,
+    Vocabulary,
+    Report,
+    IsochroneCollection,
+    ServiceAreaCollection,
+    District,
+    DistrictCollection,
+    DistrictLoad,
+    DemandLayer,
+    DemandLayers,
+    DemandLoad,
+    CoverageRunning,
+    CoverageRunStatus,
+    CoverageSummary,
+    CoverageCollection,
+    Scenario,
+    TileJSON,
+    Health,
+    Ready,
+    NotReady,
+)
+
+# --- responses= helpers ----------------------------------------------------------------------
+
+Responses = dict[int | str, dict[str, Any]]
+
+_INT = {"type": "integer", "minimum": 0}
+_STR = {"type": "string"}
+
+ERROR_TEXT: dict[int, str] = {
+    400: "The body is not JSON (or not UTF-8) (请求体无法解析)",
+    401: "Missing or wrong bearer token (未授权)",
+    404: "No such resource (不存在)",
+    409: "Conflicts with the current state: a duplicate, no road network loaded, or the "
+    "record is being changed right now (冲突)",
+    412: "If-Match does not match the current version: re-read and retry (版本已变化)",
+    413: "Request body too large (请求体过大)",
+    415: "Unsupported Content-Type (不支持的内容类型)",
+    422: "Invalid input; `detail` and `field` name it, `errors` lists each (输入无效)",
+    428: "If-Match required: send the ETag you read, or * to overwrite (需要 If-Match)",
+    429: "Too many requests: wait `Retry-After` seconds (请求过多)",
+    503: "Temporarily unavailable: the database is down or busy, or writes are switched "
+    "off (暂时无法服务)",
+}
+
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "Bearer",
+            "required": True,
+            "schema": _STR,
+        }
+    },
+    409: {"Retry-After": {"description": "Seconds; when retrying may help", "schema": _INT}},
+    429: {"Retry-After": {"description": "Seconds to wait", "required": True, "schema": _INT}},
+    503: {"Retry-After": {"description": "Seconds; when the outage is temporary", "schema": _INT}},
+}
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF + model.__name__}
+
+
+def errors(*statuses: int) -> Responses:
+    """`responses=` entries for error statuses: each the `Error` shape as `application/json`
+    (whatever the route's own media type), with `Retry-After`/`WWW-Authenticate` where sent."""
+    out: Responses = {}
+    for status in statuses:
+        entry: dict[str, Any] = {
+            "description": ERROR_TEXT[status],
+            "content": {JSON: {"schema": _ref(Error)}},
+        }
+        if status in _ERROR_HEADERS:
+            entry["headers"] = _ERROR_HEADERS[status]
+        out[status] = entry
+    return out
+
+
+def body(
+    model: type[BaseModel],
+    *,
+    status: int = 200,
+    media: str = JSON,
+    description: str = "OK",
+    headers: dict[str, str] | None = None,
+    required_headers: tuple[str, ...] = (),
+) -> Responses:
+    """A success response: `model` as `media`; `headers` names → descriptions (string
+    values), those in `required_headers` always sent."""
+    entry: dict[str, Any] = {
+        "description": description,
+        "content": {media: {"schema": _ref(model)}},
+    }
+    if headers:
+        entry["headers"] = {
+            name: {"description": text, "required": name in required_headers, "schema": _STR}
+            for name, text in headers.items()
+        }
+    return {status: entry}
+
+
+def empty(status: int, description: str, headers: dict[str, str] | None = None) -> Responses:
+    """A response without a body (204, 304)."""
+    entry: dict[str, Any] = {"description": description}
+    if headers:
+        entry["headers"] = {
+            name: {"description": text, "schema": _STR} for name, text in headers.items()
+        }
+    return {status: entry}
+
+
+#: A coverage run still computing (202 + Location).
+PENDING: Responses = body(
+    CoverageRunning,
+    status=202,
+    description="The run is still computing: poll the Location (计算中)",
+    headers={"Location": "The run's status URL", "Retry-After": "Seconds before polling"},
+    required_headers=("Location",),
+)
+
+#: Statuses every route that reads or writes the database can answer beyond its own.
+DB = (503,)
+#: Statuses of every admin write: the token check (401; 503 when writes are switched off),
+#: the body-size limit (413), validation (422) and the database (409 lock/unique, 503).
+WRITE = (401, 409, 413, 422, 503)
+#: Statuses of a JSON body FastAPI parses: undecodable (400), too large (413), invalid (422).
+JSON_BODY = (400, 413, 422)
+
+
+# --- the document ----------------------------------------------------------------------------
+
+
+def component_schemas() -> dict[str, Any]:
+    """JSON Schemas of every response model, keyed by model name, referencing each other
+    under `#/components/schemas/`."""
+    _, top = models_json_schema(
+        [(m, "serialization") for m in MODELS], ref_template=REF + "{model}"
+    )
+    defs: dict[str, Any] = top.get("$defs", {})
+    return defs
+
+
+def _swap_refs(node: Any, old: str, new: str) -> None:
+    if isinstance(node, dict):
+        if node.get("$ref") == old:
+            node["$ref"] = new
+        for value in node.values():
+            _swap_refs(value, old, new)
+    elif isinstance(node, list):
+        for value in node:
+            _swap_refs(value, old, new)
+
+
+def tidy(doc: dict[str, Any]) -> dict[str, Any]:
+    """Make FastAPI's generated document say what the app sends (in place)."""
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in component_schemas().items():
+        if name in schemas and schemas[name] != schema:
+            raise RuntimeError(f"two different schemas are both called {name}")
+        schemas[name] = schema
+    _swap_refs(doc.get("paths", {}), REF + "HTTPValidationError", REF + Error.__name__)
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    for item in doc.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.get("responses", {})
+            operation["responses"] = dict(sorted(responses.items()))
+            for response in responses.values():
+                for media in response.get("content", {}).values():
+                    schema = media.get("schema", {})
+                    # our $ref merged onto FastAPI's guess for a non-JSONResponse class
+                    if "$ref" in schema and schema.get("type") == "string":
+                        del schema["type"]
+    return doc
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Serve the tidied document at /openapi.json (and to `app.openapi()`)."""
+    generate: Callable[[], dict[str, Any]] = app.openapi
+    tidied: list[dict[str, Any]] = []
+
+    def openapi() -> dict[str, Any]:
+        doc = generate()  # FastAPI caches it until the routes change
+        if not tidied or tidied[0] is not doc:
+            tidied[:] = [tidy(doc)]
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
