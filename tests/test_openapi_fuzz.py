@@ -7,7 +7,8 @@ uvicorn serving a fresh database with the sample stations, a street grid, two di
 demand layer, so that routes do real work; the admin token is sent, so writes are exercised.
 The run must generate at least `MIN_CASES` cases and find nothing.
 
-`scripts/fuzz.sh` runs the same with more cases per operation (YIZHAN_FUZZ_EXAMPLES).
+`scripts/fuzz.sh` runs the same with more cases per operation (YIZHAN_FUZZ_EXAMPLES) and a
+seed, and keeps the run in a folder (YIZHAN_FUZZ_OUT).
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 from app.reports.vocab import REPORT_KINDS
 from app.stations.vocab import AMENITY_CODES
@@ -36,10 +40,9 @@ MIN_CASES = int(os.environ.get("YIZHAN_FUZZ_MIN_CASES", "1000"))
 #: Unset: schemathesis's deterministic mode (the same cases every run, Hypothesis's fixed
 #: derandomised seed); set (scripts/fuzz.sh): a seeded run, reproducible with the same seed.
 SEED = os.environ.get("YIZHAN_FUZZ_SEED")
-#: Where the server's log and schemathesis's own report go (scripts/fuzz.sh sets them).
-SERVER_LOG = (
-    Path(os.environ["YIZHAN_FUZZ_SERVER_LOG"]) if "YIZHAN_FUZZ_SERVER_LOG" in os.environ else None
-)
+#: A folder to keep the run in (scripts/fuzz.sh): schemathesis.toml, schemathesis.txt (its
+#: account of every failure, with curl reproducers), report.json and the server's log.
+OUT = Path(os.environ["YIZHAN_FUZZ_OUT"]) if os.environ.get("YIZHAN_FUZZ_OUT") else None
 
 #: Jianghan Road, Wuhan: the centre of the street grid (the sample stations are around it).
 LAT0, LON0 = 30.5825, 114.2875
@@ -102,9 +105,29 @@ def _demand_csv() -> str:
     return "\n".join(rows) + "\n"
 
 
+@dataclass(frozen=True)
+class Target:
+    base: str
+    #: Stations within reach of the street grid (service areas, travel-time nearest work).
+    station_ids: list[int]
+    log: Path
+
+
+def _stations_on_grid(url: str) -> list[int]:
+    with psycopg.connect(make_url(url).set(drivername="postgresql").render_as_string(False)) as c:
+        rows = c.execute(
+            "SELECT id FROM stations WHERE ST_DWithin(geom::geography, "
+            "ST_SetSRID(ST_MakePoint(%s, %s), 4326)::geography, 1400) ORDER BY id",
+            (LON0, LAT0),
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     tmp = tmp_path_factory.mktemp("fuzz")
+    out = OUT or tmp
+    out.mkdir(parents=True, exist_ok=True)
     url = fresh_database("fuzz")
     yizhan(url, "db", "upgrade")
     yizhan(url, "demo", "load")
@@ -124,7 +147,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # The server's log goes to a file (a pipe nobody reads fills up with the tracebacks of a
     # failing run and stalls the server); its tail is shown when the run finds something.
     port = free_port()
-    log = SERVER_LOG.open("w") if SERVER_LOG else (tmp / "server.log").open("w")
+    log_path = out / "server.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [str(BIN / "yizhan"), "serve", "--port", str(port)],
         env=env,
@@ -143,7 +167,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 pass
             assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
             time.sleep(0.2)
-        yield base
+        yield Target(base, _stations_on_grid(url), log_path)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -156,12 +180,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 #: instant outside the hours window, a version that is not the current one…).
 #: Identifiers that exist (the sample's stations are 1..400 on the fresh database; runs are
 #: numbered from 1) are drawn often, so reads, writes and coverage runs do real work.
-CONFIG = f"""
+def config(station_ids: list[int]) -> str:
+    """schemathesis.toml for the run."""
+    return f"""
 [checks.negative_data_rejection]
 expected-statuses = [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429]
 
 [dictionaries.stations]
-values = {list(range(1, 401, 9))}
+values = {station_ids + list(range(1, 401, 25))}
 [dictionaries.districts]
 values = ["420103", "420102"]
 [dictionaries.layers]
@@ -201,16 +227,18 @@ values = {[round(LON0 + d, 5) for d in (-0.012, -0.005, 0.0, 0.002, 0.011)]}
 """
 
 
-def run_schemathesis(base: str, report: Path, examples: int, seed: str | None) -> dict[str, Any]:
-    """One deterministic schemathesis run; its JSON report."""
-    config = report.with_name("schemathesis.toml")
-    config.write_text(CONFIG, "utf-8")
+def run_schemathesis(
+    target: Target, report: Path, examples: int, seed: str | None
+) -> dict[str, Any]:
+    """One schemathesis run; its JSON report."""
+    config_file = report.with_name("schemathesis.toml")
+    config_file.write_text(config(target.station_ids), "utf-8")
     cmd = [
         str(BIN / "schemathesis"),
         "--config-file",
-        str(config),
+        str(config_file),
         "run",
-        f"{base}/openapi.json",
+        f"{target.base}/openapi.json",
         "--checks",
         "all",
         "--exclude-checks",
@@ -234,9 +262,7 @@ def run_schemathesis(base: str, report: Path, examples: int, seed: str | None) -
         str(report),
     ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-    log = os.environ.get("YIZHAN_FUZZ_LOG")
-    if log:  # scripts/fuzz.sh keeps schemathesis's own account of every failure
-        Path(log).write_text(done.stdout, "utf-8")
+    report.with_name("schemathesis.txt").write_text(done.stdout, "utf-8")
     print(done.stdout[-20000:])
     assert report.exists(), done.stderr[-5000:]
     result: dict[str, Any] = json.loads(report.read_text("utf-8"))
@@ -257,8 +283,11 @@ def summarise(result: dict[str, Any]) -> str:
 
 
 def test_fuzzed_api_answers_as_documented(server, tmp_path):
-    result = run_schemathesis(server, tmp_path / "report.json", EXAMPLES, SEED)
+    result = run_schemathesis(server, (OUT or tmp_path) / "report.json", EXAMPLES, SEED)
     summary = summarise(result)
+    if result["failures"] or result["errors"]:
+        tracebacks = server.log.read_text("utf-8", errors="replace")
+        summary += "\n--- server log (tail) ---\n" + tracebacks[-4000:]
     print("\nschemathesis:", summary)
     assert result["complete"], summary
     assert result["test_cases"]["generated"] >= MIN_CASES, summary
