@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     coverage_abandon_s: float = Field(default=15.0, ge=1, le=600)
     #: Memory for finished runs and their demand grids, in MiB (estimated; least recently
     #: used runs are dropped beyond it). See docs/reliability.md for what a run costs.
-    coverage_memory_mb: int = Field(default=1024, ge=32, le=65536)
+    coverage_memory_mb: int = Field(default=256, ge=32, le=65536)
     #: Where runs compute: `process` (one separate, niced process, so a run never holds the
     #: server's GIL and other requests stay fast) or `thread` (in the server process).
     coverage_worker: Literal["process", "thread"] = "process"

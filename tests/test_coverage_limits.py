@@ -191,6 +191,21 @@ def test_bands_and_equivalent_instants_share_one_run(tclient, town):
     assert a != day
 
 
+def test_a_known_run_is_found_from_fingerprints_alone(tclient, town, monkeypatch):
+    create(tclient, "A", east(0), LAT)
+    engine = tclient.app.state.coverage
+    first = tclient.get(URL + "/summary", params=RES).json()
+    reads: list[Any] = []
+    real = engine.read_inputs
+    monkeypatch.setattr(engine, "read_inputs", lambda *a, **kw: reads.append(a) or real(*a, **kw))
+    again = tclient.get(URL + "/summary", params={**RES, "bands": "5,15"}).json()
+    assert again["run"] == first["run"] and reads == []  # no stations or outlines read
+    # a changed station changes the fingerprint: the inputs are read and a new run made
+    create(tclient, "B", east(1500), north(400))
+    third = tclient.get(URL + "/summary", params=RES).json()
+    assert third["run"] != first["run"] and len(reads) == 1
+
+
 # -- the queue: cap, joining, abandoned runs --------------------------------------------------
 
 

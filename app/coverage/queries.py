@@ -40,12 +40,7 @@ def stations(conn: Connection) -> StationRows:
             "FROM stations WHERE status <> 'closed' ORDER BY id"
         )
     ).all()
-    fp = conn.execute(
-        text(
-            "SELECT md5(count(*)::text || ':' || coalesce(string_agg(id::text || '.' || "
-            "version::text, ',' ORDER BY id), '')) FROM stations"
-        )
-    ).scalar_one()
+    fp = stations_fingerprint(conn)
     return StationRows(
         ids=np.asarray([r[0] for r in rows], dtype=np.int64),
         lon=np.asarray([r[1] for r in rows], dtype=np.float64),
@@ -56,6 +51,28 @@ def stations(conn: Connection) -> StationRows:
         district_code=[r[6] for r in rows],
         fingerprint=str(fp),
     )
+
+
+def stations_fingerprint(conn: Connection) -> str:
+    """A digest of every station row's id and version (one aggregate, no rows fetched)."""
+    return str(
+        conn.execute(
+            text(
+                "SELECT md5(count(*)::text || ':' || coalesce(string_agg(id::text || '.' || "
+                "version::text, ',' ORDER BY id), '')) FROM stations"
+            )
+        ).scalar_one()
+    )
+
+
+def _districts_fp(rows: Sequence[Any]) -> str:
+    return "|".join(f"{r[0]}@{r[1].isoformat()}" for r in rows)
+
+
+def districts_fingerprint(conn: Connection) -> str:
+    """The district outlines' fingerprint (codes and update times; no geometry read)."""
+    rows = conn.execute(text("SELECT code, updated_at FROM districts ORDER BY code")).all()
+    return _districts_fp(rows)
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,7 +90,7 @@ def districts(conn: Connection) -> DistrictShapes:
             "SELECT code, name, name_en, ST_AsBinary(geom), updated_at FROM districts ORDER BY code"
         )
     ).all()
-    fp = "|".join(f"{r[0]}@{r[4].isoformat()}" for r in rows)
+    fp = _districts_fp([(r[0], r[4]) for r in rows])
     return DistrictShapes(
         codes=[r[0] for r in rows],
         names=[r[1] for r in rows],
@@ -95,6 +112,28 @@ def run_exists(conn: Connection, run_id: int) -> bool:
     )
 
 
+def cell_rows(
+    cells: NDArray[np.int64],
+    polygons: Sequence[Any] | NDArray[np.object_],
+    minutes: NDArray[np.float64],
+    multiplicity: NDArray[np.int64],
+    weights: NDArray[np.float64],
+    district_codes: Sequence[str | None],
+) -> str:
+    """The `coverage_cells` COPY lines of a run without their leading run id: one
+    `\t<cell>\t<geom>\t<minutes>\t<multiplicity>\t<weight>\t<district>\n` per cell."""
+    wkb = shapely.to_wkb(np.asarray(polygons, dtype=object), hex=True, include_srid=False)
+    buf = io.StringIO()
+    for i in range(len(cells)):
+        m = minutes[i]
+        buf.write(
+            f"\t{int(cells[i])}\tSRID=4326;{wkb[i]}\t"
+            f"{'' if not np.isfinite(m) else repr(float(m))}\t{int(multiplicity[i])}\t"
+            f"{float(weights[i])!r}\t{district_codes[i] or ''}\n"
+        )
+    return buf.getvalue()
+
+
 def store_run(
     conn: Connection,
     *,
@@ -110,8 +149,11 @@ def store_run(
     weights: NDArray[np.float64],
     district_codes: Sequence[str | None],
     keep_runs: int = 20,
+    rows: str | None = None,
 ) -> int:
-    """Insert a finished run and its cells (COPY); keep only the newest `keep_runs` runs."""
+    """Insert a finished run and its cells (COPY); keep only the newest `keep_runs` runs.
+    `rows`: the cells' COPY lines as `cell_rows` writes them, when made elsewhere already
+    (the coverage compute process does, so the server does not spend its time on them)."""
     import json
 
     run_id = conn.execute(
@@ -132,15 +174,10 @@ def store_run(
         existing = find_run(conn, key)
         assert existing is not None
         return existing
-    wkb = shapely.to_wkb(np.asarray(polygons, dtype=object), hex=True, include_srid=False)
-    buf = io.StringIO()
-    for i in range(len(cells)):
-        m = minutes[i]
-        buf.write(
-            f"{run_id}\t{int(cells[i])}\tSRID=4326;{wkb[i]}\t"
-            f"{'' if not np.isfinite(m) else repr(float(m))}\t{int(multiplicity[i])}\t"
-            f"{float(weights[i])!r}\t{district_codes[i] or ''}\n"
-        )
+    if rows is None:
+        rows = cell_rows(cells, polygons, minutes, multiplicity, weights, district_codes)
+    rid = str(run_id)
+    body = rid + rows[:-1].replace("\n", "\n" + rid) + "\n" if rows else ""
     raw = conn.connection.driver_connection
     assert raw is not None
     with (
@@ -150,7 +187,7 @@ def store_run(
             "district_code) FROM STDIN WITH (FORMAT text, NULL '')"
         ) as cp,
     ):
-        cp.write(buf.getvalue())
+        cp.write(body)
     conn.execute(
         text(
             "DELETE FROM coverage_runs WHERE id IN (SELECT id FROM coverage_runs "

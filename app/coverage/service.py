@@ -234,28 +234,53 @@ class Inputs:
 
     @cached_property
     def key(self) -> str:
-        """The run's identity: a digest of everything its answer depends on. `open_at`
-        enters as the set of stations closed at that instant (any instant with the same set
-        is the same run), the bands not at all (each request derives its own summary)."""
-        closed_at = None
+        """The run's identity (see `run_key`)."""
+        closed = []
         if self.params.open_at is not None:
-            ids = [e["id"] for e in self.open_mask[1] if e["reason"] == "closed_at_open_at"]
-            if ids:  # none closed then: the same run as without open_at
-                closed_at = hashlib.sha256(json.dumps(sorted(ids)).encode()).hexdigest()[:16]
-        raw = json.dumps(
-            [
-                "coverage-v2",
-                self.stations.fingerprint,
-                self.network_version,
-                self.settings_key,
-                self.districts.fingerprint,
-                self.demand_fingerprint,
-                self.params.computed(),
-                closed_at,
-            ],
-            sort_keys=True,
+            closed = [e["id"] for e in self.open_mask[1] if e["reason"] == "closed_at_open_at"]
+        return run_key(
+            stations=self.stations.fingerprint,
+            network_version=self.network_version,
+            settings=self.settings_key,
+            districts=self.districts.fingerprint,
+            demand=self.demand_fingerprint,
+            params=self.params,
+            closed_at=closed,
         )
-        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def run_key(
+    *,
+    stations: str,
+    network_version: int,
+    settings: str,
+    districts: str,
+    demand: str,
+    params: Params,
+    closed_at: Sequence[int] = (),
+) -> str:
+    """A digest of everything a run's answer depends on: the stations, network, travel
+    settings, districts and demand (their fingerprints) and the computed parameters.
+    `open_at` enters as the stations closed at that instant (`closed_at`): any instant
+    closing the same ones is the same run, and one closing none is the run without open_at.
+    The bands do not enter at all (each request derives its own summary from the run)."""
+    closed = None
+    if closed_at:
+        closed = hashlib.sha256(json.dumps(sorted(closed_at)).encode()).hexdigest()[:16]
+    raw = json.dumps(
+        [
+            "coverage-v2",
+            stations,
+            network_version,
+            settings,
+            districts,
+            demand,
+            params.computed(),
+            closed,
+        ],
+        sort_keys=True,
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
 
 @dataclass(eq=False)
@@ -284,6 +309,8 @@ class Run:
     seconds: float
     created_at: float = field(default_factory=time.time)
     run_id: int | None = None
+    #: The cells' COPY lines, made by the compute process; dropped once stored.
+    cell_rows: str | None = field(default=None, repr=False)
     _memo: dict[Any, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -873,10 +900,30 @@ class CoverageEngine:
         lo, hi = RETRY_AFTER_S
         return int(min(hi, max(lo, math.ceil(self._mean_s))))
 
+    def probe_key(self, conn: Connection, params: Params) -> str | None:
+        """The run key from fingerprints alone (three one-row queries, no stations or
+        outlines read), or None when it needs the full inputs (`open_at`, a demand layer)."""
+        if params.open_at is not None or params.weight not in WEIGHT_UNITS:
+            return None
+        return run_key(
+            stations=queries.stations_fingerprint(conn),
+            network_version=network_queries.require_live_version(conn).id,
+            settings=self.network.settings_key(),
+            districts=queries.districts_fingerprint(conn),
+            demand=params.weight,
+            params=params,
+        )
+
     def submit(self, inputs: Inputs) -> Run | Job:
         """The finished run, or the job computing or queued for it, joined (the caller is
         one more waiter and must `release` it). CoverageBusyError when every slot is taken."""
-        key = inputs.key
+        found = self._admit(inputs.key, inputs)
+        assert found is not None
+        return found
+
+    def _admit(self, key: str, inputs: Inputs | None) -> Run | Job | None:
+        """`submit` by key; without inputs, None where a new job would start (a slot is
+        free: read the inputs and submit)."""
         with self._lock:
             if self._closed:
                 raise ServiceUnavailableError(
@@ -891,14 +938,9 @@ class CoverageEngine:
             job = self._jobs.get(key)
             if job is None:
                 if len(self._jobs) >= 1 + self.max_queued:
-                    wait = self.retry_after()
-                    raise CoverageBusyError(
-                        f"coverage: 覆盖分析繁忙（1 个正在计算，{self.max_queued} 个排队），"
-                        f"请 {wait} 秒后重试 / coverage analysis is busy (1 run computing, "
-                        f"{self.max_queued} queued); retry in {wait} s",
-                        field="coverage",
-                        retry_after=wait,
-                    )
+                    raise self._busy()
+                if inputs is None:
+                    return None
                 job = Job(
                     key,
                     inputs,
@@ -1037,24 +1079,52 @@ class CoverageEngine:
         `wait_s`. The inputs are read in one short read unit and the cells stored in one
         short write unit (worker threads); while the run computes, the request holds no
         connection and no thread. CoverageBusyError when every slot is taken."""
+        self._refuse_early(params)
         found = await anyio.to_thread.run_sync(self._lookup, db, params, time_zone)
-        if isinstance(found, Run):
-            run = found
+        joined = self.submit(found) if isinstance(found, Inputs) else found
+        if isinstance(joined, Run):
+            run = joined
         else:
-            joined = self.submit(found)
-            if isinstance(joined, Run):
-                run = joined
-            else:
-                got = await self._wait(joined, disconnected)
-                if got is None:
-                    return joined.pending
-                run = got
+            got = await self._wait(joined, disconnected)
+            if got is None:
+                return joined.pending
+            run = got
         if run.run_id is None:
             await anyio.to_thread.run_sync(self._store, db, run)
         return run.view(params)
 
-    def _lookup(self, db: UnitsOfWork, params: Params, time_zone: str) -> Run | Inputs:
+    def _busy(self) -> CoverageBusyError:
+        wait = self.retry_after()
+        return CoverageBusyError(
+            f"coverage: 覆盖分析繁忙（1 个正在计算，{self.max_queued} 个排队），请 {wait} 秒后"
+            f"重试 / coverage analysis is busy (1 run computing, {self.max_queued} queued); "
+            f"retry in {wait} s",
+            field="coverage",
+            retry_after=wait,
+        )
+
+    def _refuse_early(self, params: Params) -> None:
+        """CoverageBusyError without touching the database when every slot is taken and no
+        run queued, computing or cached was asked for with the same computed parameters
+        (only such a run could be this request's: anything else would need a new slot)."""
+        want = params.computed()
+        with self._lock:
+            if len(self._jobs) < 1 + self.max_queued:
+                return
+            known = [j.inputs.params for j in self._jobs.values()]
+            known += [r.params for r in self._runs.values()]
+        if not any(p.computed() == want for p in known):
+            raise self._busy()
+
+    def _lookup(self, db: UnitsOfWork, params: Params, time_zone: str) -> Run | Job | Inputs:
+        """In one read unit: the cached run or the job to join, found by the probe key
+        (a full queue refused) before anything big is read; else the run's inputs."""
         with db.read() as conn:
+            key = self.probe_key(conn, params)
+            if key is not None:
+                found = self._admit(key, None)
+                if found is not None:
+                    return found
             inputs = self.read_inputs(conn, params, time_zone=time_zone)
         return self.cached(inputs.key) or inputs
 
@@ -1090,6 +1160,7 @@ class CoverageEngine:
             _ = run.grid.polygons, run.summary(), run.model.multiplicity  # CPU outside the unit
             with db.write() as conn:
                 run.run_id = _store_run(conn, run)
+            run.cell_rows = None
 
     def run_now(self, inputs: Inputs, progress: Progress | None = None) -> Run:
         """Compute in the calling thread (CLI)."""
@@ -1116,6 +1187,7 @@ def _store_run(conn: Connection, run: Run) -> int:
         multiplicity=run.model.multiplicity,
         weights=run.weights,
         district_codes=run.cell_district_codes(),
+        rows=run.cell_rows,
     )
 
 
@@ -1301,6 +1373,14 @@ def _remote_run(spec: _Spec) -> _Result | _NeedNetwork:
                 raise RunCancelledError(f"run {inputs.key}: nobody waits for it any more")
 
     run = compute_run(inputs, grid, progress, open_mask=spec.open_mask)
+    run.cell_rows = queries.cell_rows(
+        grid.cells,
+        grid.polygons,
+        run.model.minutes,
+        run.model.multiplicity,
+        run.weights,
+        run.cell_district_codes(),
+    )
     return _Result(
         run={name: getattr(run, name) for name in _RUN_SENT},
         grid=_grid_payload(grid) if spec.want_grid else None,
