@@ -6,6 +6,8 @@
 #
 #   scripts/fuzz.sh                      # ~400 cases per operation and phase, seed 20260901
 #   FUZZ_EXAMPLES=1000 FUZZ_SEED=7 scripts/fuzz.sh
+#   FUZZ_PHASES=stateful FUZZ_EXAMPLES=30 FUZZ_SECONDS=300 FUZZ_MIN_CASES=1 scripts/fuzz.sh
+#                                        # chains: create, then read/change/delete what exists
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 ensure_system
@@ -20,6 +22,8 @@ YIZHAN_FUZZ_EXAMPLES="${FUZZ_EXAMPLES:-400}" \
 YIZHAN_FUZZ_MIN_CASES="${FUZZ_MIN_CASES:-10000}" \
 YIZHAN_FUZZ_SEED="${FUZZ_SEED:-20260901}" \
 YIZHAN_FUZZ_OUT="$out" \
+YIZHAN_FUZZ_PHASES="${FUZZ_PHASES:-}" \
+YIZHAN_FUZZ_MAX_SECONDS="${FUZZ_SECONDS:-}" \
   python -m pytest tests/test_openapi_fuzz.py -q -p no:cacheprovider >"$out/pytest.txt" 2>&1
 status=$?
 [ -f "$out/report.json" ] || { tail -40 "$out/pytest.txt"; die "no report: see $out/pytest.txt"; }

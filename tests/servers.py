@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,11 +39,14 @@ def uvicorn_server(env_overrides: dict[str, str]) -> Iterator[str]:
     """Serve app.main:app with these environment variables; yields the base URL."""
     env = {**os.environ, **env_overrides}
     port = free_port()
+    # The server's output goes to a file, not an unread pipe: a run that logs many
+    # tracebacks would fill the pipe and hang the server.
+    log = tempfile.NamedTemporaryFile(prefix="yizhan-server-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [str(BIN / "yizhan"), "serve", "--port", str(port)],
         env=env,
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -54,8 +58,10 @@ def uvicorn_server(env_overrides: dict[str, str]) -> Iterator[str]:
             except httpx.TransportError:
                 time.sleep(0.1)
         else:
-            pytest.fail("uvicorn did not start")
+            pytest.fail(f"uvicorn did not start: {Path(log.name).read_text()[-2000:]}")
         yield base
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        log.close()
+        os.unlink(log.name)

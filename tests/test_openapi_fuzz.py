@@ -1,8 +1,9 @@
 """schemathesis against a real server: the OpenAPI document is what the API does.
 
 A fixed-seed, deterministic run over every documented operation (examples, coverage and
-fuzzing phases, every check schemathesis has: server errors, status codes, content types,
-headers, response schemas, negative/positive data, unsupported methods and `Allow`…) against
+fuzzing phases; every check schemathesis has but one: server errors, status codes, content
+types, headers, response schemas, invalid input refused, unsupported methods and `Allow`…)
+against
 uvicorn serving a fresh database with the sample stations, a street grid, two districts and a
 demand layer, so that routes do real work; the admin token is sent, so writes are exercised.
 The run must generate at least `MIN_CASES` cases and find nothing.
@@ -40,6 +41,10 @@ MIN_CASES = int(os.environ.get("YIZHAN_FUZZ_MIN_CASES", "1000"))
 #: Unset: schemathesis's deterministic mode (the same cases every run, Hypothesis's fixed
 #: derandomised seed); set (scripts/fuzz.sh): a seeded run, reproducible with the same seed.
 SEED = os.environ.get("YIZHAN_FUZZ_SEED")
+#: schemathesis phases; `stateful` (chains through Location headers: create, then read, change,
+#: delete) is slow, so it is left to scripts/fuzz.sh (FUZZ_PHASES).
+PHASES = os.environ.get("YIZHAN_FUZZ_PHASES") or "examples,coverage,fuzzing"
+MAX_SECONDS = os.environ.get("YIZHAN_FUZZ_MAX_SECONDS")
 #: A folder to keep the run in (scripts/fuzz.sh): schemathesis.toml, schemathesis.txt (its
 #: account of every failure, with curl reproducers), report.json and the server's log.
 OUT = Path(os.environ["YIZHAN_FUZZ_OUT"]) if os.environ.get("YIZHAN_FUZZ_OUT") else None
@@ -244,7 +249,8 @@ def run_schemathesis(
         "--exclude-checks",
         "positive_data_acceptance",
         "--phases",
-        "examples,coverage,fuzzing",
+        PHASES,
+        *(["--max-time", MAX_SECONDS] if MAX_SECONDS else []),
         "--max-examples",
         str(examples),
         *(["--seed", seed] if seed else ["--generation-deterministic"]),
@@ -261,7 +267,7 @@ def run_schemathesis(
         "--report-json-path",
         str(report),
     ]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3 * 3600)
     report.with_name("schemathesis.txt").write_text(done.stdout, "utf-8")
     print(done.stdout[-20000:])
     assert report.exists(), done.stderr[-5000:]

@@ -42,6 +42,16 @@ WRITABLE = (
 )
 
 
+#: Decimal places of every position written or queried (1e-7° ≈ 1 cm, what responses show).
+#: PostGIS's geography KNN can fail ("index returned tuples in wrong order") when a query point
+#: lies within ~1e-11° of a station; on a 1 cm grid two positions are equal or ≥ 1 cm apart.
+POSITION_DECIMALS = 7
+
+
+def _pos(value: float) -> float:
+    return round(float(value), POSITION_DECIMALS)
+
+
 def _ph(column: str) -> str:
     """The bind placeholder of a writable column (casts where the driver sends text)."""
     if column == "open_intervals":
@@ -132,7 +142,7 @@ def _nearest_sql(f: NearestFilter) -> tuple[str, dict[str, Any]]:
     if f.radius_m is not None:
         conds.append("ST_DWithin(geom::geography, q.g, :radius_m)")
         params["radius_m"] = f.radius_m
-    params.update(lon=f.lon, lat=f.lat, k=f.k)
+    params.update(lon=_pos(f.lon), lat=_pos(f.lat), k=f.k)
     where = " AND ".join(conds) or "TRUE"
     # Stage 1 walks the geography GiST index in sphere-distance order (true KNN) for k
     # candidates. Stage 2 takes everything within the k-th candidate's spheroid distance (plus
@@ -229,7 +239,8 @@ def insert(conn: Connection, props: dict[str, Any], lon: float, lat: float) -> R
         f"VALUES ({vals}, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) "
         f"RETURNING {COLUMNS}"
     ).bindparams(bindparam("amenities", type_=_TEXT_ARRAY))
-    return conn.execute(stmt, {**_values(props), "lon": lon, "lat": lat}).mappings().one()
+    params = {**_values(props), "lon": _pos(lon), "lat": _pos(lat)}
+    return conn.execute(stmt, params).mappings().one()
 
 
 def upsert_many(conn: Connection, rows: list[tuple[dict[str, Any], float, float]]) -> int:
@@ -243,7 +254,7 @@ def upsert_many(conn: Connection, rows: list[tuple[dict[str, Any], float, float]
         f"ON CONFLICT (external_id) DO UPDATE SET {sets}, geom = EXCLUDED.geom, "
         "updated_at = now(), version = stations.version + 1"
     ).bindparams(bindparam("amenities", type_=_TEXT_ARRAY))
-    params = [{**_values(p), "lon": lon, "lat": lat} for p, lon, lat in rows]
+    params = [{**_values(p), "lon": _pos(lon), "lat": _pos(lat)} for p, lon, lat in rows]
     if params:
         conn.execute(stmt, params)
     return len(params)
@@ -261,7 +272,7 @@ def update(
     params: dict[str, Any] = {c: changes[c] for c in WRITABLE if c in changes}
     if lon_lat is not None:
         sets.append("geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)")
-        params["lon"], params["lat"] = lon_lat
+        params["lon"], params["lat"] = _pos(lon_lat[0]), _pos(lon_lat[1])
     sets += ["updated_at = now()", "version = version + 1"]
     where = "id = :id"
     params["id"] = station_id
