@@ -22,7 +22,7 @@ class ReportIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: str
+    kind: Annotated[str, Field(json_schema_extra={"enum": list(REPORT_KINDS)})]
     comment: Annotated[str, Field(max_length=MAX_COMMENT)] | None = None
 
     @field_validator("kind")

@@ -233,8 +233,12 @@ class AmenityChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    add: list[str] = Field(default_factory=list, max_length=64)
-    remove: list[str] = Field(default_factory=list, max_length=64)
+    add: list[Annotated[str, Field(json_schema_extra={"enum": list(AMENITY_CODES)})]] = Field(
+        default_factory=list, max_length=64
+    )
+    remove: list[Annotated[str, Field(json_schema_extra={"enum": list(AMENITY_CODES)})]] = Field(
+        default_factory=list, max_length=64
+    )
 
     @field_validator("add", "remove")
     @classmethod
