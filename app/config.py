@@ -79,8 +79,9 @@ class Settings(BaseSettings):
     #: Memory for finished runs and their demand grids, in MiB (estimated; least recently
     #: used runs are dropped beyond it). See docs/reliability.md for what a run costs.
     coverage_memory_mb: int = Field(default=256, ge=32, le=65536)
-    #: Where runs compute: `process` (one separate, niced process, so a run never holds the
-    #: server's GIL and other requests stay fast) or `thread` (in the server process).
+    #: Where runs compute: `process` (one separate process at idle CPU priority, so a run
+    #: never holds the server's GIL nor takes CPU time from requests) or `thread` (in the
+    #: server process: tests, debugging).
     coverage_worker: Literal["process", "thread"] = "process"
     #: Keep the opening-hours window fresh from inside the server (check hourly).
     hours_auto_refresh: bool = True

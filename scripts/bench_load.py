@@ -7,13 +7,16 @@ Against a real uvicorn (one worker, like `scripts/demo.sh`) serving the Wuhan de
 1. **Idle**: `--idle` sequential `GET /api/v1/stations/nearest` (random points in Wuhan, k=5)
    after a warm-up that also loads the walking graph and one coverage run; measured again
    once the server has gone idle after the load (the machine may be shared: both count).
-2. **Under load**: `--clients` clients (default 30, in a separate process so that they do not
+2. **Control**: nearest again while a plain CPU-bound loop runs at the lowest CPU priority
+   (SCHED_IDLE, as the coverage compute process does) and nothing else: what any background
+   computation costs nearest on this machine (e.g. hyperthreads sharing a core).
+3. **Under load**: `--clients` clients (default 30, in a separate process so that they do not
    share this process's GIL with the nearest client) fire `GET /api/v1/coverage/summary`
    requests, each with parameters no other request used (mode, target minutes, resolution,
    over-density radius; a shuffled enumeration), for `--duration` seconds. A client waits for
    each answer (timeout `--timeout`), and after a 503/429 sleeps its `Retry-After` but at
    most `--max-backoff` seconds. Meanwhile one client measures nearest again, sequentially.
-3. **After the clients leave**: the seconds until the server's CPU (uvicorn and every process
+4. **After the clients leave**: the seconds until the server's CPU (uvicorn and every process
    it started) falls below 5 % of a core over a 2-second window (at most `--settle-max`).
 
 The server's resident memory (VmRSS of uvicorn plus its child processes, sampled every
@@ -281,6 +284,19 @@ class Sampler(threading.Thread):
         return (last[2] - first[2]) / (last[0] - first[0])
 
 
+#: The control's CPU burner: a pure-Python loop at the lowest CPU priority.
+BURNER = """
+import os
+try:
+    os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+except (AttributeError, OSError):
+    os.nice(19)
+x = 0
+while True:
+    x = (x * 31 + 7) % 1000003
+"""
+
+
 # --------------------------------------------------------------------------------------------
 # Clients
 # --------------------------------------------------------------------------------------------
@@ -405,6 +421,7 @@ def load_clients(
 class Results:
     idle_ms: list[float]
     idle_after_ms: list[float]
+    control_ms: list[float]
     peak_by_role: dict[str, int]
     load_ms: list[float]
     load_status: dict[str, int]
@@ -445,6 +462,15 @@ def run(args: argparse.Namespace) -> Results:
             log(f"idle: nearest ×{args.idle}")
             idle = [nearest_ok(client, lon, lat) for lon, lat in points[50:]]
             log(f"idle p50 {pct(idle, 50):.1f} ms, p95 {pct(idle, 95):.1f} ms")
+            log("control: nearest beside a SCHED_IDLE CPU burner")
+            burner = subprocess.Popen([sys.executable, "-c", BURNER])
+            try:
+                time.sleep(0.5)
+                control = [nearest_ok(client, lon, lat) for lon, lat in points[50:]]
+            finally:
+                burner.kill()
+                burner.wait()
+            log(f"control p50 {pct(control, 50):.1f} ms, p95 {pct(control, 95):.1f} ms")
             sampler.reset_peak()
             _, cpu0 = tree_usage(pid)
             ctx = mp.get_context("spawn")
@@ -509,6 +535,7 @@ def run(args: argparse.Namespace) -> Results:
     return Results(
         idle_ms=idle,
         idle_after_ms=idle_after,
+        control_ms=control,
         peak_by_role=dict(sampler.peak_by_role),
         load_ms=under,
         load_status=dict(under_status),
@@ -562,6 +589,10 @@ def report(r: Results, args: argparse.Namespace, command: str) -> str:
         f"| nearest answers under load | "
         f"{', '.join(f'{n} × {k}' for k, n in sorted(r.load_status.items()))} |",
         f"| **p95 under load ÷ p95 idle (both)** (target ≤ 2) | **{ratio:.2f}** |",
+        f"| control, nearest beside a SCHED_IDLE CPU burner: p50 / p95, ms | "
+        f"{pct(r.control_ms, 50):.1f} / {pct(r.control_ms, 95):.1f} |",
+        f"| control p95 ÷ p95 idle (both): what any background CPU work costs here | "
+        f"{pct(r.control_ms, 95) / idle95:.2f} |",
         f"| coverage requests sent | {r.load.requests} |",
     ]
     for code in sorted(st):

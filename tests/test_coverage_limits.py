@@ -298,6 +298,30 @@ def test_a_queued_run_nobody_wants_is_dropped_and_a_running_one_stopped(tclient,
     assert engine.stats()["runs"] == 0
 
 
+def test_a_waiting_post_survives_the_client_checks(tclient, town, make_gate, monkeypatch):
+    a = create(tclient, "A", east(0), LAT)
+    gate = make_gate()
+    engine = tclient.app.state.coverage
+    monkeypatch.setattr(service, "WAIT_SLICE_S", 0.001)  # check the client very often
+    checks: list[bool] = []
+    real = engine.obtain
+
+    async def counting(db, params, *, time_zone, disconnected=None):
+        async def check() -> bool:
+            gone = await disconnected()
+            checks.append(gone)
+            if len(checks) >= 20:
+                gate.open.set()  # the run ends only after many checks
+            return gone
+
+        return await real(db, params, time_zone=time_zone, disconnected=check)
+
+    monkeypatch.setattr(engine, "obtain", counting)
+    r = tclient.post(URL + "/scenario", json={**RES, "close": [a]})
+    assert r.status_code == 200, r.text
+    assert len(checks) >= 20 and not any(checks)
+
+
 # -- no connection held while waiting (a real database, real pool) ---------------------------
 
 

@@ -54,7 +54,7 @@ DistrictQ = Annotated[
 ]
 
 
-def run_params(
+async def run_params(
     mode: Annotated[Mode, Query(description="walk (default), ebike or car")] = Mode.WALK,
     minutes: Annotated[
         int, StrictInteger, Query(ge=1, le=60, description="target: the service circle")
@@ -82,6 +82,19 @@ def run_params(
         StrictDecimal,
         Query(gt=0, le=60, description="over-density radius in minutes (default 5)"),
     ] = derive.DEFAULT_DENSE_MINUTES,
+) -> Params:
+    """The run parameters of a GET (async: checked on the event loop, no thread hop)."""
+    return _params(mode, minutes, bands, resolution, weight, open_at, dense_minutes)
+
+
+def _params(
+    mode: Mode,
+    minutes: int,
+    bands: str | None,
+    resolution: int,
+    weight: str,
+    open_at: str | None,
+    dense_minutes: float,
 ) -> Params:
     when = hours_store.parse_instant(open_at) if open_at is not None else None
     return service.make_params(
@@ -321,14 +334,14 @@ class RunBody(BaseModel):
     coord_sys: CoordSys = "wgs84"
 
     def params(self) -> Params:
-        return run_params(
-            mode=self.mode,
-            minutes=self.minutes,
-            bands=self.bands,
-            resolution=self.resolution,
-            weight=self.weight,
-            open_at=self.open_at,
-            dense_minutes=self.dense_minutes,
+        return _params(
+            self.mode,
+            self.minutes,
+            self.bands,
+            self.resolution,
+            self.weight,
+            self.open_at,
+            self.dense_minutes,
         )
 
     def sites(self, items: list[Site] | None) -> list[SitePoint]:

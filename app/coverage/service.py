@@ -2,14 +2,20 @@
 over-density, site suggestions and what-if scenarios.
 
 A **run** is one analysis of the open stations against the demand cells for one mode and
-target. Its key is a digest of everything the answer depends on: the stations (fingerprint of
-every row's id and version), the live network version, the travel settings, the district
-outlines, the demand layer and the parameters. Runs live in memory (`CoverageEngine`, LRU) and
-their cells are stored in `coverage_runs` / `coverage_cells` for vector tiles and downloads.
+target. Its key is a digest of everything the answer depends on (`run_key`): the stations
+(fingerprint of every row's id and version), the live network version, the travel settings,
+the district outlines, the demand layer and the computed parameters, each from a small finite
+set (`make_params`). Runs live in memory (`CoverageEngine`: LRU within a count and a memory
+budget) and their cells are stored in `coverage_runs` / `coverage_cells` for vector tiles and
+downloads.
 
-The heavy part (grid, one multi-source search, one bounded search per station) runs in a worker
-thread fed with data read beforehand, so it never holds a database connection. A request waits
-up to `coverage_wait_s` for it (Wuhan: ~1-3 s) and otherwise gets 202 with a status URL.
+Public compute is bounded: one run computes at a time and a few wait (more: 503 with
+Retry-After); identical requests join one run; a run nobody wants any more is dropped or
+stopped. The heavy part (grid, one multi-source search, one bounded search per station) runs
+in a separate process at idle CPU priority, fed with data read beforehand in one short read
+unit, so it holds neither a database connection nor the server's GIL. A request waits up to
+`coverage_wait_s` for it (Wuhan: ~1-3 s) without a connection or a thread, and otherwise gets
+202 with a status URL.
 """
 
 from __future__ import annotations
@@ -582,15 +588,20 @@ def compute_run(
 # The engine: a bounded queue, a cache within a memory budget, a compute process
 # ------------------------------------------------------------------------------------------
 
-#: Niceness of the compute process: when requests (nearest, pages) and a run both want the
-#: CPU, the requests get it.
-WORKER_NICE = 10
+#: CPU priority of the compute process: Linux's SCHED_IDLE where available (it runs only on
+#: CPU time no other process wants, so requests do not queue behind a run), else this
+#: niceness.
+WORKER_NICE = 19
 #: Bounds of the Retry-After (seconds) of a 503 when every run slot is taken.
 RETRY_AFTER_S = (1, 60)
 #: Grids kept besides those the cached runs hold (one per network × resolution × layer).
 KEEP_GRIDS = 3
 #: Site suggestions and scenarios (seconds of work each, on a finished run) computing at once.
 DERIVED_SLOTS = 2
+#: Failed or cancelled runs whose reason the status endpoint can still tell.
+KEEP_FAILURES = 100
+#: How often a request waiting for its run checks that its client is still there (s).
+WAIT_SLICE_S = 1.0
 
 
 class CoverageBusyError(ServiceUnavailableError):
@@ -705,9 +716,10 @@ class CoverageEngine:
       dropped before it starts; a computing one is stopped at its next progress step.
     * Finished runs stay in memory (LRU) while at most `keep` of them and, with the grids
       they use, at most `memory_bytes` (estimated by `approx_nbytes`).
-    * `worker="process"`: runs compute in one separate, niced process (`_ComputeProcess`)
-      fed with the inputs read here, so a run never holds this process's GIL and requests
-      stay fast; `"thread"`: in a worker thread of this process (tests, debugging).
+    * `worker="process"`: runs compute in one separate process at idle CPU priority
+      (`_ComputeProcess`) fed with the inputs read here, so a run never holds this
+      process's GIL nor takes CPU time a request wants; `"thread"`: in a worker thread of
+      this process (tests, debugging).
     * `obtain` is what routes call: inputs in a short read unit, the wait without any
       database connection or worker thread, the cells stored in a short write unit.
     """
@@ -740,7 +752,8 @@ class CoverageEngine:
         self._closed = False
         self._mean_s = 3.0  # running mean of run seconds, for Retry-After
         self._derived = threading.BoundedSemaphore(DERIVED_SLOTS)
-        self.failures: dict[str, str] = {}
+        #: Why recent runs failed or were cancelled (the newest KEEP_FAILURES), for status.
+        self.failures: OrderedDict[str, str] = OrderedDict()
 
     @classmethod
     def from_settings(cls, network: NetworkState, settings: Settings) -> CoverageEngine:
@@ -977,6 +990,13 @@ class CoverageEngine:
             job.waiters -= 1
             job.touch()
 
+    def _failed(self, key: str, why: str) -> None:
+        """Note why run `key` ended without a result (caller holds the lock)."""
+        self.failures[key] = why
+        self.failures.move_to_end(key)
+        while len(self.failures) > KEEP_FAILURES:
+            self.failures.popitem(last=False)
+
     def _stop_requested(self, job: Job) -> bool:
         return self._closed or job.abandoned(self.abandon_s)
 
@@ -985,7 +1005,7 @@ class CoverageEngine:
         with self._lock:
             if self._stop_requested(job):
                 self._jobs.pop(job.key, None)
-                self.failures[job.key] = "cancelled: nobody asked for it any more"
+                self._failed(job.key, "cancelled: nobody asked for it any more")
                 job.future.cancel()
                 return
             job.running = True
@@ -1004,7 +1024,7 @@ class CoverageEngine:
             with self._lock:
                 self._jobs.pop(job.key, None)
                 reason = "cancelled" if isinstance(exc, RunCancelledError) else "failed"
-                self.failures[job.key] = f"{reason}: {type(exc).__name__}: {exc}"
+                self._failed(job.key, f"{reason}: {type(exc).__name__}: {exc}")
             job.future.set_exception(exc)
             return
         with self._lock:
@@ -1137,7 +1157,7 @@ class CoverageEngine:
         try:
             while True:
                 left = deadline - time.monotonic()
-                done, _ = await asyncio.wait({fut}, timeout=max(0.0, min(left, 1.0)))
+                done, _ = await asyncio.wait({fut}, timeout=max(0.0, min(left, WAIT_SLICE_S)))
                 if done:
                     try:
                         return fut.result()
@@ -1147,7 +1167,7 @@ class CoverageEngine:
                             field="coverage",
                             retry_after=self.retry_after(),
                         ) from exc
-                if left <= 1.0 or (disconnected is not None and await disconnected()):
+                if left <= WAIT_SLICE_S or (disconnected is not None and await disconnected()):
                     return None
         finally:
             self.release(job)
@@ -1266,10 +1286,11 @@ def _grid_from_payload(payload: dict[str, Any], network: RoadNetwork) -> DemandG
 
 
 class _ComputeProcess:
-    """The one process that computes this server process's runs: spawned on first use,
-    niced (`WORKER_NICE`), kept until the interpreter exits. It keeps the networks, graphs
-    and grids it was sent or built (a few, by token), so a run ships only its inputs and
-    gets back the arrays it computed. Progress and a stop flag go through shared memory."""
+    """The one process that computes this server process's runs: spawned on first use, at
+    idle CPU priority (`_worker_init`), kept until the interpreter exits. It keeps the
+    networks, graphs and grids it was sent or built (a few, by token), so a run ships only
+    its inputs and gets back the arrays it computed. Progress and a stop flag go through
+    shared memory."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -1331,8 +1352,21 @@ _W_GRIDS: OrderedDict[tuple[Any, ...], DemandGrid] = OrderedDict()
 def _worker_init(shared: Any) -> None:
     global _W_SHARED
     _W_SHARED = shared
-    with contextlib.suppress(OSError):
-        os.nice(WORKER_NICE)
+    # End with the server process however it ends: uvicorn, for one, re-raises SIGTERM after
+    # its shutdown, so no exit handler of the server would get to stop this process.
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        with contextlib.suppress(OSError):
+            os.nice(WORKER_NICE)
+
+
+def _exit_with(parent: Any) -> None:
+    parent.join()  # returns once the parent process has ended
+    os._exit(0)
 
 
 def _remember(cache: OrderedDict[Any, Any], key: Any, value: Any, keep: int) -> None:

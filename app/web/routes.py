@@ -221,7 +221,7 @@ class PlannerQuery:
         return out
 
 
-def planner_query(
+async def planner_query(
     settings: SettingsDep,
     mode: Annotated[str, Query(max_length=10)] = "walk",
     minutes: Annotated[str, Query(max_length=10)] = "15",
