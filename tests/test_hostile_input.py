@@ -811,3 +811,30 @@ def test_nearest_next_to_a_station_at_the_origin_is_not_a_500(client):
         r = client.get("/api/v1/stations/nearest", params={"lon": lon, "lat": lat, "k": 2})
         assert r.status_code == 200, (lon, lat, r.text)
         assert [f["properties"]["distance_m"] for f in r.json()["features"]] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/coverage/suggestions", {"k": True}, "k"),
+        ("/api/v1/coverage/suggestions", {"k": "3"}, "k"),
+        ("/api/v1/coverage/suggestions", {"minutes": "15"}, "minutes"),
+        ("/api/v1/coverage/suggestions", {"resolution": True}, "resolution"),
+        ("/api/v1/coverage/suggestions", {"dense_minutes": "5"}, "dense_minutes"),
+        ("/api/v1/coverage/suggestions", {"compare_exact": "yes"}, "compare_exact"),
+        ("/api/v1/coverage/scenario", {"close": [True, "2"]}, "close.0"),
+        ("/api/v1/coverage/scenario", {"close": ["2"]}, "close.0"),
+    ],
+)
+def test_coverage_bodies_take_json_numbers_only(client, path, body, field):
+    """`{"close": [true, "2"]}` closed stations 1 and 2; `{"k": true}` asked for one site."""
+    r = client.post(path, json=body)
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == field
+
+
+@pytest.mark.parametrize("bands", ["1_0", "١٠", "5,١٠"])
+def test_coverage_bands_are_ascii_whole_minutes(client, bands):
+    r = client.get("/api/v1/coverage/summary", params={"bands": bands})
+    assert r.status_code == 422, r.text
+    assert r.json()["field"] == "bands"

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import CoverageDep, DbDep, SettingsDep
@@ -44,8 +44,8 @@ from app.stations.schemas import JsonNumber, NoNulText
 router = APIRouter(prefix="/api/v1/coverage", tags=["coverage"])
 
 #: What a run-backed endpoint can answer besides its body and 202: unknown district (404), no
-#: road network (409), bad parameters (422), too many runs at once (429), database (503).
-_RUN_ERRORS = (404, 409, 422, 429, 503)
+#: road network (409), bad parameters (422), too many runs at once or the database (503).
+_RUN_ERRORS = (404, 409, 422, 503)
 _COLLECTION = response_body(CoverageCollection, media=GEOJSON)
 
 DistrictQ = Annotated[
@@ -60,7 +60,8 @@ async def run_params(
         int, StrictInteger, Query(ge=1, le=60, description="target: the service circle")
     ] = 15,
     bands: Annotated[
-        str | None, Query(max_length=40, description="band edges, default 5,10,15")
+        str | None,
+        Query(max_length=40, description="band edges, whole minutes 1-60, default 5,10,15"),
     ] = None,
     resolution: Annotated[
         int, StrictInteger, Query(description="H3 resolution 8, 9 (default) or 10")
@@ -80,7 +81,7 @@ async def run_params(
     dense_minutes: Annotated[
         float,
         StrictDecimal,
-        Query(gt=0, le=60, description="over-density radius in minutes (default 5)"),
+        Query(gt=0, le=60, description="over-density radius, whole minutes 1-15 (default 5)"),
     ] = derive.DEFAULT_DENSE_MINUTES,
 ) -> Params:
     """The run parameters of a GET (async: checked on the event loop, no thread hop)."""
@@ -324,12 +325,14 @@ class Site(BaseModel):
 class RunBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Mode = Mode.WALK
-    minutes: int = Field(default=15, ge=1, le=60)
+    minutes: Annotated[int, JsonNumber] = Field(default=15, ge=1, le=60)
     bands: str | None = Field(default=None, max_length=40)
-    resolution: int = 9
+    resolution: Annotated[int, JsonNumber] = 9
     weight: str = Field(default="road", max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
     open_at: str | None = Field(default=None, max_length=40)
-    dense_minutes: float = Field(default=derive.DEFAULT_DENSE_MINUTES, gt=0, le=60)
+    dense_minutes: Annotated[float, JsonNumber] = Field(
+        default=derive.DEFAULT_DENSE_MINUTES, gt=0, le=60
+    )
     district: str | None = Field(default=None, pattern=r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$")
     coord_sys: CoordSys = "wgs84"
 
@@ -353,18 +356,18 @@ class RunBody(BaseModel):
 
 
 class SuggestBody(RunBody):
-    k: int = Field(default=5, ge=1, le=service.MAX_SUGGESTIONS)
+    k: Annotated[int, JsonNumber] = Field(default=5, ge=1, le=service.MAX_SUGGESTIONS)
     candidates: list[Site] | None = Field(
         default=None,
         max_length=service.MAX_PLANNER_CANDIDATES,
         description="a planner's host sites; default: cell centres on the network",
     )
-    compare_exact: bool = False
+    compare_exact: StrictBool = False
 
 
 class ScenarioBody(RunBody):
     add: list[Site] = Field(default_factory=list, max_length=500)
-    close: list[int] = Field(default_factory=list, max_length=5000)
+    close: list[Annotated[int, JsonNumber]] = Field(default_factory=list, max_length=5000)
 
 
 @router.post(
