@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount(DOCS_STATIC, StaticFiles(directory=SWAGGER_UI_DIR), name="swagger-ui")
 
     @app.get("/healthz", tags=["ops"], summary="The process is up", responses=body(Health))
-    def healthz() -> JSONBytesResponse:
+    async def healthz() -> JSONBytesResponse:
         return JSONBytesResponse({"status": "ok"})
 
     @app.get(

@@ -66,9 +66,14 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
-from benchlib import code_version, loadavg, uvicorn_server, write_section  # noqa: E402
-from psycopg import sql  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from benchlib import (  # noqa: E402
+    bench_database,
+    code_version,
+    loadavg,
+    server_url,
+    uvicorn_server,
+    write_section,
+)
 
 SECTION = "Coverage under load"
 #: Wuhan's urban core (WGS-84), where the demo stations are.
@@ -94,32 +99,6 @@ def pct(samples: Sequence[float], p: float) -> float:
 # --------------------------------------------------------------------------------------------
 # Database and data
 # --------------------------------------------------------------------------------------------
-
-
-def server_url() -> str:
-    """The main database URL (libpq form): $DATABASE_URL, else the private cluster's."""
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        out = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "pg.sh"), "url"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        url = out.stdout.strip().splitlines()[-1]
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def bench_url(main_url: str) -> str:
-    """`<dbname>_loadbench` on the same server, created if missing."""
-    base = make_url(main_url)
-    name = f"{base.database}_loadbench"
-    with psycopg.connect(main_url, autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if found is None:
-            log(f"creating database {name}")
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return base.set(database=name).render_as_string(hide_password=False)
 
 
 def yizhan(url: str, *args: str) -> None:
@@ -439,7 +418,7 @@ class Results:
 
 def run(args: argparse.Namespace) -> Results:
     t_start = time.perf_counter()
-    url = bench_url(server_url())
+    url = bench_database(server_url())
     data = ensure_data(url)
     log(f"data: {data}")
     extra = dict(kv.split("=", 1) for kv in args.env)

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,3 +141,29 @@ def write_section(path: Path, title: str, section: str) -> None:
         new = (before + "\n\n" if before else "") + section + ("\n" + after + "\n" if after else "")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(new, encoding="utf-8")
+
+
+def server_url() -> str:
+    """The main database URL (libpq form): $DATABASE_URL, else the private cluster's."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        out = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "pg.sh"), "url"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        url = out.stdout.strip().splitlines()[-1]
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def bench_database(main_url: str, suffix: str = "loadbench") -> str:
+    """`<dbname>_<suffix>` on the same server, created if missing."""
+    base = make_url(main_url)
+    name = f"{base.database}_{suffix}"
+    with psycopg.connect(main_url, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if found is None:
+            print(f"creating database {name}", file=sys.stderr)
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return base.set(database=name).render_as_string(hide_password=False)
