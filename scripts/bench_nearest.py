@@ -53,7 +53,13 @@ if str(ROOT) not in sys.path:
 
 import httpx  # noqa: E402
 import psycopg  # noqa: E402
-from benchlib import code_version, loadavg, uvicorn_server, write_section  # noqa: E402
+from benchlib import (  # noqa: E402
+    code_version,
+    loadavg,
+    server_url,
+    uvicorn_server,
+    write_section,
+)
 from psycopg import sql  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -169,20 +175,6 @@ def log(msg: str) -> None:
 # --------------------------------------------------------------------------------------------
 # Databases
 # --------------------------------------------------------------------------------------------
-
-
-def server_url() -> str:
-    """The main database URL (libpq form): $DATABASE_URL, else the private cluster's."""
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        out = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "pg.sh"), "url"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        url = out.stdout.strip().splitlines()[-1]
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def bench_url(main_url: str) -> str:

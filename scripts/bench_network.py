@@ -75,6 +75,7 @@ from benchlib import (  # noqa: E402
     code_version,
     get_ok,
     loadavg,
+    server_url,
     uvicorn_server,
     write_section,
 )
@@ -173,20 +174,6 @@ def pct(samples: Sequence[float], p: float) -> float:
 # --------------------------------------------------------------------------------------------
 # Database, pgRouting and data
 # --------------------------------------------------------------------------------------------
-
-
-def server_url() -> str:
-    """The main database URL (libpq form): $DATABASE_URL, else the private cluster's."""
-    url = os.environ.get("DATABASE_URL")
-    if not url:
-        out = subprocess.run(
-            ["bash", str(ROOT / "scripts" / "pg.sh"), "url"],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        url = out.stdout.strip().splitlines()[-1]
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def netbench_url(main_url: str) -> str:
