@@ -245,3 +245,26 @@ def test_an_unreachable_database_is_503_json_on_the_api_and_a_page_in_browsers(s
             assert r.status_code == 503, (page, r.text[:200])
             assert r.headers["content-type"].startswith("text/html")
             assert "暂时无法服务" in r.text and "temporarily unavailable" in r.text.lower()
+
+
+def test_admission_gives_each_slot_once_and_a_503_after_the_wait():
+    import asyncio
+
+    from app.api.admission import Admission
+
+    async def scenario() -> tuple[int, ServiceUnavailableError | None, int]:
+        gate = Admission(slots=2, wait_s=0.05)
+        refused = None
+        async with gate.slot(), gate.slot():
+            taken = gate.in_use
+            try:
+                async with gate.slot():
+                    pass
+            except ServiceUnavailableError as exc:
+                refused = exc
+        return taken, refused, gate.in_use
+
+    taken, refused, after = asyncio.run(scenario())
+    assert taken == 2
+    assert refused is not None and refused.retry_after == 2 and refused.field == "database"
+    assert after == 0  # every slot is given back, also after a refusal

@@ -27,7 +27,6 @@ class Admission:
         self.slots = slots
         self.wait_s = wait_s
         self._sem = asyncio.Semaphore(slots)
-        self.waiting = 0
 
     @property
     def in_use(self) -> int:
@@ -37,7 +36,6 @@ class Admission:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Hold one slot for the block; 503 if none frees up within `wait_s`."""
-        self.waiting += 1
         try:
             await asyncio.wait_for(self._sem.acquire(), self.wait_s)
         except TimeoutError:
@@ -47,8 +45,6 @@ class Admission:
                 field="database",
                 retry_after=RETRY_POOL_S,
             ) from None
-        finally:
-            self.waiting -= 1
         try:
             yield
         finally:
