@@ -15,12 +15,17 @@ checked to within 150 m of street.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from app.coverage import service
 from app.geo import coords
-from tests.conftest import AUTH
+from app.main import create_app
+from tests.conftest import AUTH, TransactionDatabase
 from tests.test_network_api import LAT, create, east, line, load, north
 
 URL = "/api/v1/coverage"
@@ -201,24 +206,63 @@ def test_no_network_is_a_409(client):
     assert "yizhan network" in r.json()["detail"]
 
 
-def test_slow_runs_answer_202_and_can_be_polled(client, town):
-    create(client, "N0", east(0), north(400))
-    engine = client.app.state.coverage
-    engine.wait_s = 0.0
-    r = client.get(URL + "/summary", params=RES)
-    if r.status_code == 202:  # the job may finish before the first check on a fast machine
-        assert r.headers["Location"].endswith(r.json()["run"])
-        for _ in range(200):
-            s = client.get(r.headers["Location"]).json()
-            if s["status"] == "done":
-                break
-            import time
+@pytest.fixture
+def thread_client(settings, conn):
+    """The app with runs computed in a thread of this process (so the compute function can be
+    replaced) and no wait before answering 202, inside the test's transaction."""
+    update = {"coverage_worker": "thread", "coverage_wait_s": 0.0}
+    app = create_app(settings.model_copy(update=update))
+    with TestClient(app) as tc:
+        app.state.db = TransactionDatabase(conn)
+        yield tc
 
-            time.sleep(0.05)
-        assert s["status"] == "done"
-    engine.wait_s = 20.0
+
+def _until(cond, what):
+    """Poll until `cond()` holds (a bound against hanging, not a timing assertion)."""
+    end = time.monotonic() + 60.0
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"never happened: {what}")
+        time.sleep(0.01)
+
+
+def test_slow_runs_answer_202_and_can_be_polled(thread_client, town, monkeypatch):
+    client = thread_client
+    create(client, "N0", east(0), north(400))
+    # the run blocks until the test lets it go: it is still computing when the request's
+    # (zero) wait ends, whatever the machine's speed
+    real, started, go = service.compute_run, threading.Event(), threading.Event()
+
+    def gated(*args, **kw):
+        started.set()
+        if not go.wait(60.0):
+            raise AssertionError("the test never released the run")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(service, "compute_run", gated)
+    try:
+        r = client.get(URL + "/summary", params=RES)
+        assert r.status_code == 202, r.text
+        body = r.json()
+        location = r.headers["Location"]
+        assert location.endswith(f"/api/v1/coverage/runs/{body['run']}")
+        assert body["status"] == "running" and body["poll"] == location
+        assert r.headers["Retry-After"] == "2"
+        _until(started.is_set, "the run started")
+        polled = client.get(location)
+        assert polled.status_code == 200 and polled.json()["status"] == "running"
+    finally:
+        go.set()
+    _until(lambda: client.get(location).json()["status"] == "done", "the run finished")
+    done = client.get(location).json()
+    assert done["run"] == body["run"]
+    # the finished run answers the summary at once (even with a zero wait): the town's numbers
     again = client.get(URL + "/summary", params=RES)
-    assert again.status_code == 200
+    assert again.status_code == 200, again.text
+    o = again.json()["overall"]
+    assert again.json()["run"] == body["run"]
+    assert _within(o, 15)["demand"] == pytest.approx(1250, abs=TOL_M)
+    assert o["uncovered_demand"] == pytest.approx(2150, abs=TOL_M)
 
 
 def test_cache_key_follows_stations_and_parameters(client, town):
