@@ -362,13 +362,33 @@ def bd09_to_gcj02(lon: float, lat: float) -> tuple[float, float]:
 
 
 def wgs84_to_bd09(lon: float, lat: float) -> tuple[float, float]:
-    """WGS-84 → BD-09: the GCJ-02 step (mainland only), then the BD-09 step."""
-    return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
+    """WGS-84 → BD-09: in mainland China the GCJ-02 step, then the BD-09 step; in Hong Kong,
+    Macau and Taiwan the BD-09 step alone; elsewhere unchanged.
+
+    Both steps are decided on the WGS-84 point. (Deciding the BD-09 step on the GCJ-02 point
+    left a mainland point whose GCJ-02 shift crosses Greater China's outer outline without it,
+    and `bd09_to_wgs84` then read it back 700-800 m away.)"""
+    if in_china(lon, lat):
+        return _bd_forward(*_gcj_forward(lon, lat))
+    if in_greater_china(lon, lat):
+        return _bd_forward(lon, lat)
+    return lon, lat
 
 
 def bd09_to_wgs84(lon: float, lat: float) -> tuple[float, float]:
-    """BD-09 → WGS-84: inverse of `wgs84_to_bd09`."""
-    return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
+    """BD-09 → WGS-84, the exact inverse of `wgs84_to_bd09`: `bd09_to_wgs84(wgs84_to_bd09(p))`
+    is `p` for every `p` in Greater China. Regions are tested on the WGS-84 pre-image; where a
+    BD-09 point has both a mainland reading and another one, the mainland reading wins (as in
+    `gcj02_to_wgs84`)."""
+    if not _near_region(lon, lat, _SHIFT_MARGIN_DEG):
+        return lon, lat
+    g_lon, g_lat = _bd_inverse(lon, lat)
+    w_lon, w_lat = _gcj_inverse(g_lon, g_lat)
+    if in_china(w_lon, w_lat):
+        return w_lon, w_lat
+    if in_greater_china(g_lon, g_lat) and not in_china(g_lon, g_lat):
+        return g_lon, g_lat
+    return lon, lat
 
 
 # --- validation and dispatch ----------------------------------------------------------------
