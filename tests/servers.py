@@ -35,13 +35,18 @@ def yizhan(database_url: str, *args: str) -> None:
 
 
 @contextmanager
-def uvicorn_server(env_overrides: dict[str, str]) -> Iterator[str]:
-    """Serve app.main:app with these environment variables; yields the base URL."""
+def uvicorn_server(
+    env_overrides: dict[str, str], log_path: Path | None = None, start_s: float = 60.0
+) -> Iterator[str]:
+    """Serve app.main:app with these environment variables (as `yizhan serve` does); yields
+    the base URL. The server's output goes to `log_path` (kept), else to a temporary file
+    (removed): never to an unread pipe, which a run logging many tracebacks would fill, hanging
+    the server."""
     env = {**os.environ, **env_overrides}
     port = free_port()
-    # The server's output goes to a file, not an unread pipe: a run that logs many
-    # tracebacks would fill the pipe and hang the server.
-    log = tempfile.NamedTemporaryFile(prefix="yizhan-server-", suffix=".log", delete=False)  # noqa: SIM115
+    keep = log_path is not None
+    path = log_path or Path(tempfile.mkstemp(prefix="yizhan-server-", suffix=".log")[1])
+    log = path.open("w")
     proc = subprocess.Popen(
         [str(BIN / "yizhan"), "serve", "--port", str(port)],
         env=env,
@@ -51,17 +56,20 @@ def uvicorn_server(env_overrides: dict[str, str]) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
+        deadline = time.monotonic() + start_s
+        while True:
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"uvicorn did not start: {Path(log.name).read_text()[-2000:]}")
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"uvicorn did not start: {path.read_text()[-2000:]}")
+            time.sleep(0.1)
         yield base
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        proc.wait(timeout=20)
         log.close()
-        os.unlink(log.name)
+        if not keep:
+            path.unlink(missing_ok=True)

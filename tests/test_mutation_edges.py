@@ -22,33 +22,16 @@ import numpy as np
 import pytest
 
 from app.coverage import derive
-from app.coverage.analysis import CoverageModel, Points, Reach, build_model
+from app.coverage.analysis import Points, Reach, build_model
 from app.coverage.grid import CellSnaps
 from app.hours import describe, evaluate, is_open, next_change, station_state
 from app.hours.calendar import HolidayCalendar
 from app.network.graph import build_graph
 from app.network.travel import Mode
-from tests.test_coverage_core import path_network
+from tests.test_coverage_core import _model, path_network
 
 SH = ZoneInfo("Asia/Shanghai")
 ONE_SECOND_MIN = 1 / 60
-
-
-def _model(minutes, weights, reach: Reach | None = None) -> CoverageModel:
-    """A coverage model (target 15 min, over-density radius 5 min) from hand-set numbers."""
-    n = len(minutes)
-    empty = np.empty(0, dtype=np.intp)
-    r = reach or Reach(empty, empty, np.empty(0), 0, n, 900.0)
-    return CoverageModel(
-        minutes_target=15.0,
-        dense_minutes=5.0,
-        weights=np.asarray(weights, dtype=float),
-        cells=CellSnaps(np.zeros(n, np.intp), np.zeros(n), np.zeros(n)),
-        stations=Points.empty(),
-        reach=r,
-        minutes=np.asarray(minutes, dtype=float),
-        nearest=np.full(n, -1, dtype=np.intp),
-    )
 
 
 def _reach(

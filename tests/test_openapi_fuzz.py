@@ -19,13 +19,11 @@ import json
 import math
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
@@ -33,7 +31,7 @@ from sqlalchemy.engine import make_url
 from app.reports.vocab import REPORT_KINDS
 from app.stations.vocab import AMENITY_CODES
 from tests.conftest import ADMIN_TOKEN, fresh_database
-from tests.servers import BIN, ROOT, free_port, yizhan
+from tests.servers import BIN, ROOT, uvicorn_server, yizhan
 
 #: Cases per operation and phase; the whole run must generate at least MIN_CASES.
 EXAMPLES = int(os.environ.get("YIZHAN_FUZZ_EXAMPLES", "25"))
@@ -143,40 +141,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     (tmp / "riders.csv").write_text(_demand_csv(), "utf-8")
     yizhan(url, "demand", "import", str(tmp / "riders.csv"), "--name", "riders", "--unit", "orders")
     env = {
-        **os.environ,
         "DATABASE_URL": url,
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "YIZHAN_HOURS_AUTO_REFRESH": "false",
         "YIZHAN_COVERAGE_WAIT_S": "60",
     }
-    # The server's log goes to a file (a pipe nobody reads fills up with the tracebacks of a
-    # failing run and stalls the server); its tail is shown when the run finds something.
-    port = free_port()
+    # The server's log is kept in `out`: its tail is shown when the run finds something.
     log_path = out / "server.log"
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [str(BIN / "yizhan"), "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+    with uvicorn_server(env, log_path=log_path) as base:
         yield Target(base, _stations_on_grid(url), log_path)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 #: 413 (the body-size limit) is a rejection too. `positive_data_acceptance` is left out: it
