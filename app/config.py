@@ -32,6 +32,21 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ADMIN_TOKEN", "YIZHAN_ADMIN_TOKEN")
     )
+    #: Accounts (app/accounts): bearer tokens and browser sessions live this long (seconds);
+    #: invitations this many days. Passwords: at least `password_min_length` characters and not
+    #: on the common-password list; Argon2id with these costs (OWASP's second
+    #: recommendation, about 30 ms a hash here). Hashes made with other costs are redone at the
+    #: next successful login.
+    token_ttl_s: int = Field(default=12 * 3600, ge=60, le=90 * 86400)
+    invitation_ttl_days: int = Field(default=7, ge=1, le=90)
+    password_min_length: int = Field(default=8, ge=6, le=64)
+    argon2_time_cost: int = Field(default=2, ge=1, le=10)
+    argon2_memory_kib: int = Field(default=19456, ge=1024, le=1024 * 1024)
+    argon2_parallelism: int = Field(default=1, ge=1, le=16)
+    #: Failed logins allowed per account and per client address (`limits` syntax, moving
+    #: window); beyond them: 429 + Retry-After, the same for existing and unknown accounts.
+    login_rate_limit_account: str = "5/minute;20/hour"
+    login_rate_limit_address: str = "20/minute;100/hour"
     #: Largest request body accepted, in bytes (a station Feature is ~1 KiB).
     max_body_bytes: int = 64 * 1024
     #: Largest body of an admin upload (`PUT /api/v1/districts`: district outlines run to

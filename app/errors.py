@@ -42,6 +42,10 @@ class UnauthorizedError(DomainError):
     """Missing or wrong credentials."""
 
 
+class ForbiddenError(DomainError):
+    """Authenticated, but the actor's role or scope does not allow this (403)."""
+
+
 class PayloadTooLargeError(DomainError):
     """The request body exceeds the configured limit."""
 
@@ -64,6 +68,7 @@ class ServiceUnavailableError(DomainError):
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     InvalidInputError: 422,
     UnauthorizedError: 401,
+    ForbiddenError: 403,
     NotFoundError: 404,
     ConflictError: 409,
     PreconditionFailedError: 412,

@@ -16,6 +16,8 @@ from starlette.middleware.gzip import GZipMiddleware
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
+from app.accounts.credentials import LoginThrottle, Passwords
+from app.accounts.routes import router as accounts_router
 from app.api.admission import Admission
 from app.api.handlers import install_error_handlers
 from app.api.headers import SecurityHeaders
@@ -114,6 +116,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     )
     app.state.coverage = CoverageEngine.from_settings(app.state.network, settings)
+    app.state.passwords = Passwords(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+    )
+    app.state.login_throttle = LoginThrottle(
+        settings.login_rate_limit_account,
+        settings.login_rate_limit_address,
+        settings.rate_limit_storage,
+    )
     app.state.report_limiter = ReportLimiter(
         settings.report_rate_limit, settings.rate_limit_storage
     )
@@ -138,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders, img_hosts=tile_origins())  # CSP, nosniff: outermost
     install_error_handlers(app)
     app.include_router(stations_router)
+    app.include_router(accounts_router)
     app.include_router(reports_router)
     app.include_router(network_router)
     app.include_router(demand_router)

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection, make_url
 
+from app.audit.queries import clear_actor
 from app.config import Settings, normalise_database_url
 from app.db import migrate
 from app.db.engine import make_engine
@@ -98,6 +99,10 @@ class TransactionDatabase:
             raise
         else:
             sp.commit()
+        finally:
+            # In production each unit is its own transaction, so the actor it named (a
+            # transaction-local setting) ends with it; here the test's transaction goes on.
+            clear_actor(self.conn)
 
     read = _unit
     write = _unit

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from app.accounts.policy import SYSTEM
 from app.errors import InvalidInputError
 from app.stations import service
 from app.stations.importer import read_collection
@@ -30,10 +31,13 @@ def count(conn) -> int:
 def test_import_then_reimport_updates_in_place(conn, tmp_path, ctx):
     feats = [feature(f"I-{i}", lon=114.2 + i / 100, lat=30.5) for i in range(5)]
     assert (
-        service.import_collection(conn, read_collection(write(tmp_path, feats)).features, ctx) == 5
+        service.import_collection(
+            conn, read_collection(write(tmp_path, feats)).features, ctx, SYSTEM
+        )
+        == 5
     )
     feats[0]["properties"]["name"] = "改名后的驿站"
-    service.import_collection(conn, read_collection(write(tmp_path, feats)).features, ctx)
+    service.import_collection(conn, read_collection(write(tmp_path, feats)).features, ctx, SYSTEM)
     assert count(conn) == 5
     row = conn.execute(text("SELECT name, version FROM stations WHERE external_id = 'I-0'")).one()
     assert row == ("改名后的驿站", 2)
@@ -51,7 +55,7 @@ def test_duplicate_external_ids_in_one_file_are_rejected(conn, tmp_path, ctx):
     feats = [feature("SAME"), feature("OTHER"), feature("SAME")]
     coll = read_collection(write(tmp_path, feats))
     with pytest.raises(InvalidInputError, match=r"features\[2\].*SAME"):
-        service.import_collection(conn, coll.features, ctx)
+        service.import_collection(conn, coll.features, ctx, SYSTEM)
     assert count(conn) == 0
 
 
@@ -80,7 +84,7 @@ def test_demo_sample_is_valid_realistic_and_inside_wuhan(conn, ctx):
         assert 113.98 <= f.geometry.lon <= 114.55
         assert 30.38 <= f.geometry.lat <= 30.78
         assert f.properties.district_code and f.properties.district_code.startswith("4201")
-    service.import_collection(conn, coll.features, ctx)
+    service.import_collection(conn, coll.features, ctx, SYSTEM)
     assert count(conn) == n
     # varied: many host types, every amenity somewhere, a mix of statuses
     hosts = conn.execute(text("SELECT count(DISTINCT host_type) FROM stations")).scalar_one()

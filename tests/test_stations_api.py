@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import AUTH
+from tests.conftest import AUTH, TransactionDatabase
 from tests.factories import feature
 
 URL = "/api/v1/stations"
@@ -53,16 +53,21 @@ def test_reads_are_public_writes_need_the_token(client):
     assert client.patch(f"{URL}/{sid}", json={"type": "Feature"}).status_code == 401
 
 
-def test_writes_disabled_without_configured_token(settings, conn):
+def test_without_admin_token_configured_the_old_token_is_refused(settings, conn):
+    """ADMIN_TOKEN is optional now that there are accounts: unset, no bearer string is it."""
     from fastapi.testclient import TestClient
 
     from app.main import create_app
 
     app = create_app(settings.model_copy(update={"admin_token": None}))
     with TestClient(app) as tc:
+        tc.app.state.db = TransactionDatabase(conn)
         r = tc.post(URL, json=feature(), headers=AUTH)
-    assert r.status_code == 503
-    assert "ADMIN_TOKEN" in r.json()["detail"]
+        empty = tc.post(URL, json=feature(), headers={"Authorization": "Bearer "})
+    assert r.status_code == 401, r.text
+    assert r.json()["field"] == "Authorization"
+    assert r.headers["WWW-Authenticate"] == "Bearer"
+    assert empty.status_code == 401
 
 
 def test_duplicate_external_id_is_409_and_writes_nothing(client, conn):

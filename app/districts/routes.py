@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from app.accounts.policy import Action, check
 from app.api.deps import ConnDep, DbDep
 from app.api.openapi import (
     GEOJSON,
@@ -19,7 +20,7 @@ from app.api.openapi import (
 )
 from app.api.params import CoordSysQ, StrictDecimal
 from app.api.responses import GeoJSONResponse, JSONBytesResponse
-from app.api.security import AdminDep
+from app.api.security import BriefActorDep
 from app.districts import service
 
 router = APIRouter(prefix="/api/v1", tags=["districts"])
@@ -87,14 +88,14 @@ _UPLOAD_BODY = {
 @router.put(
     "/districts",
     summary="Upload district outlines (replace all, or upsert by code), then re-assign "
-    "every station's district",
-    dependencies=[AdminDep],
+    "every station's district (admins and planners)",
     openapi_extra={"requestBody": _UPLOAD_BODY},
     responses=body(DistrictLoad, description="Loaded") | errors(*WRITE),
 )
 async def put_districts(
     request: Request,
     db: DbDep,
+    actor: BriefActorDep,
     coord_sys: CoordSysQ = "wgs84",
     mode: Annotated[
         Literal["replace", "upsert"],
@@ -105,15 +106,18 @@ async def put_districts(
         Query(min_length=1, max_length=200, description="Provenance label stored with each"),
     ] = None,
 ) -> JSONBytesResponse:
-    # The admin check runs before the body is read (there is no body parameter), so without
-    # the token a large upload is refused with 401 and never read or parsed.
+    # The caller is checked before the body is read (there is no body parameter), so without
+    # the right token and role a large upload is refused with 401/403, never read or parsed.
+    check(actor, Action.DISTRICTS_WRITE)
     body = await request.body()
     label = service.source_label(source, coord_sys)
 
     def work() -> dict[str, object]:
         districts = service.parse_json(body, coord_sys)  # all validated before any write
         with db.write() as conn:
-            result = service.load(conn, districts, label, replace=mode == "replace")
+            result = service.load(
+                conn, districts, label, replace=mode == "replace", actor=actor, channel="api"
+            )
         return {**result.as_dict(), "coord_sys": coord_sys}
 
     return JSONBytesResponse(await run_in_threadpool(work))

@@ -21,6 +21,9 @@ from shapely.geometry import MultiPolygon, Polygon, mapping
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection, RowMapping
 
+from app.accounts.policy import SYSTEM, Actor
+from app.audit import service as audit
+from app.audit.service import Channel
 from app.districts import queries
 from app.districts.convert import from_wgs84, to_wgs84
 from app.errors import InvalidInputError, NotFoundError
@@ -346,11 +349,20 @@ def source_label(base: str | None, coord_sys: str) -> str:
 
 
 def load(
-    conn: Connection, districts: Sequence[DistrictIn], source: str, *, replace: bool = True
+    conn: Connection,
+    districts: Sequence[DistrictIn],
+    source: str,
+    *,
+    replace: bool = True,
+    actor: Actor = SYSTEM,
+    channel: Channel = "cli",
 ) -> LoadResult:
     """Write validated districts in the caller's transaction, then re-assign every station's
     district. `replace=True` (the default) deletes all districts first, so the table is
-    exactly the upload; `replace=False` upserts by code and keeps the others."""
+    exactly the upload; `replace=False` upserts by code and keeps the others. Audited: one
+    event for the upload, and each station whose district changes gets its revision
+    (action `districts`), all as `actor`."""
+    audit.attribute(conn, actor, channel, action="districts")
     rows = [
         queries.DistrictRow(d.code, d.name, d.name_en, d.parent_code, shapely.to_wkb(d.geom))
         for d in districts
@@ -360,6 +372,14 @@ def load(
     else:
         replaced = queries.upsert(conn, rows, source)
     matched, changed = queries.assign_station_districts(conn)
+    audit.record(
+        conn,
+        actor,
+        channel,
+        "districts.replace" if replace else "districts.upsert",
+        "districts",
+        {"districts": len(rows), "source": source, "stations_changed": changed},
+    )
     return LoadResult(
         mode="replace" if replace else "upsert",
         districts=len(rows),

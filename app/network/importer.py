@@ -21,6 +21,7 @@ the retired rows (autovacuum reclaims them) and one long transaction for a big p
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -312,11 +313,13 @@ def import_file(
     force: bool = False,
     min_largest_share: float = MIN_LARGEST_SHARE,
     progress: Progress | None = None,
+    on_loaded: Callable[[Connection, ImportResult], None] | None = None,
 ) -> ImportResult:
     """Import a network file and make it live, all or nothing (see the module docstring).
 
     A file identical (SHA-256) to the live network is not loaded again unless `force`.
-    The file is read and validated before a transaction is opened.
+    The file is read and validated before a transaction is opened. `on_loaded` runs in the
+    import's transaction after the load (the CLI records its audit event there).
     """
     started = time.perf_counter()
     path = Path(path)
@@ -332,7 +335,10 @@ def import_file(
     label = source or path.name
     with engine.begin() as conn:
         version_id, previous = load(conn, prepared, source=label, sha256=sha256, progress=progress)
-    return _result(prepared, version_id, previous, label, sha256, started)
+        result = _result(prepared, version_id, previous, label, sha256, started)
+        if on_loaded is not None:
+            on_loaded(conn, result)
+    return result
 
 
 def import_path(

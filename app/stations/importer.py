@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy import Engine
 
+from app.accounts.policy import SYSTEM, Actor
 from app.config import Settings
 from app.errors import InvalidInputError, validation_body
 from app.stations import service
@@ -38,9 +39,10 @@ def read_collection(path: Path) -> StationCollectionIn:
         ) from exc
 
 
-def import_file(engine: Engine, path: Path, settings: Settings) -> int:
-    """Validate every feature, then upsert them all in one transaction (or none)."""
+def import_file(engine: Engine, path: Path, settings: Settings, actor: Actor = SYSTEM) -> int:
+    """Validate every feature, then upsert them all in one transaction (or none), as `actor`
+    (the CLI's `--as USER`, else the system), each change audited with channel `import`."""
     collection = read_collection(path)
     with engine.begin() as conn:
         ctx = service.FeatureContext.build(settings, conn, None, "wgs84")
-        return service.import_collection(conn, collection.features, ctx)
+        return service.import_collection(conn, collection.features, ctx, actor)

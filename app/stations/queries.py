@@ -14,10 +14,13 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.types import Text
 
+from app.accounts.policy import Scope
+from app.accounts.queries import station_scope_sql
+
 #: Columns every station read returns (plus lon/lat split out of the geometry).
 COLUMNS = (
     "id, external_id, name, address, district_code, host_type, operator, access, amenities, "
-    "opening_hours, status, phone, capacity, source_crs, created_at, updated_at, version, "
+    "opening_hours, status, phone, capacity, notes, source_crs, created_at, updated_at, version, "
     "ST_X(geom) AS lon, ST_Y(geom) AS lat, "
     "(SELECT count(*) FROM reports r WHERE r.station_id = stations.id AND r.status = 'open') "
     "AS open_reports"
@@ -37,6 +40,7 @@ WRITABLE = (
     "status",
     "phone",
     "capacity",
+    "notes",
     "source_crs",
     "open_intervals",
 )
@@ -79,6 +83,8 @@ class StationFilter:
     #: Only stations open at this instant (status open and inside their open intervals).
     open_at: datetime | None = None
     bbox: tuple[float, float, float, float] | None = None
+    #: Only stations in an actor's editing scope ("my stations").
+    scope: Scope | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,10 @@ def _conditions(f: StationFilter) -> tuple[list[str], dict[str, Any]]:
     for i, code in enumerate(f.amenities):
         conds.append(f"amenities @> ARRAY[CAST(:a{i} AS text)]")
         params[f"a{i}"] = code
+    if f.scope is not None:
+        cond, scope_params = station_scope_sql(f.scope)
+        conds.append(cond)
+        params.update(scope_params)
     if f.access:
         conds.append("access = ANY(:access)")
         params["access"] = list(f.access)
@@ -248,11 +258,18 @@ def upsert_many(conn: Connection, rows: list[tuple[dict[str, Any], float, float]
     cols = ", ".join(WRITABLE)
     vals = ", ".join(_ph(c) for c in WRITABLE)
     sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in WRITABLE if c != "external_id")
+    # A row that would not change (every field a person sets, and the position, equal) is left
+    # alone: re-importing the same file bumps no version and writes no revision.
+    compared = [c for c in WRITABLE if c not in ("external_id", "open_intervals")]
+    old = ", ".join(f"stations.{c}" for c in compared)
+    new = ", ".join(f"EXCLUDED.{c}" for c in compared)
     stmt = text(
         f"INSERT INTO stations ({cols}, geom) "
         f"VALUES ({vals}, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) "
         f"ON CONFLICT (external_id) DO UPDATE SET {sets}, geom = EXCLUDED.geom, "
-        "updated_at = now(), version = stations.version + 1"
+        "updated_at = now(), version = stations.version + 1 "
+        f"WHERE ({old}, ST_AsBinary(stations.geom)) "
+        f"IS DISTINCT FROM ({new}, ST_AsBinary(EXCLUDED.geom))"
     ).bindparams(bindparam("amenities", type_=_TEXT_ARRAY))
     params = [{**_values(p), "lon": _pos(lon), "lat": _pos(lat)} for p, lon, lat in rows]
     if params:
@@ -328,3 +345,144 @@ def exists(conn: Connection, station_id: int) -> bool:
     """Whether a station id exists."""
     found = conn.execute(text("SELECT 1 FROM stations WHERE id = :id"), {"id": station_id})
     return found.first() is not None
+
+
+def locked_ref(conn: Connection, station_id: int) -> RowMapping | None:
+    """id, district_code and version of a station, its row locked until the transaction ends
+    (so the scope a write was allowed for cannot change before it lands)."""
+    return (
+        conn.execute(
+            text("SELECT id, district_code, version FROM stations WHERE id = :id FOR UPDATE"),
+            {"id": station_id},
+        )
+        .mappings()
+        .first()
+    )
+
+
+def refs_by_external_id(conn: Connection, external_ids: list[str]) -> dict[str, RowMapping]:
+    """id and district of the existing stations among `external_ids`, locked."""
+    rows = conn.execute(
+        text(
+            "SELECT id, external_id, district_code FROM stations "
+            "WHERE external_id = ANY(CAST(:ids AS text[])) FOR UPDATE"
+        ),
+        {"ids": external_ids},
+    ).mappings()
+    return {r["external_id"]: r for r in rows}
+
+
+def insert_with_id(
+    conn: Connection,
+    station_id: int,
+    version: int,
+    props: dict[str, Any],
+    lon: float,
+    lat: float,
+) -> RowMapping:
+    """Re-create a deleted station under its old id and next version (a revert)."""
+    cols = ", ".join(WRITABLE)
+    vals = ", ".join(_ph(c) for c in WRITABLE)
+    stmt = text(
+        f"INSERT INTO stations (id, version, {cols}, geom) "
+        f"VALUES (:id, :version, {vals}, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) "
+        f"RETURNING {COLUMNS}"
+    ).bindparams(bindparam("amenities", type_=_TEXT_ARRAY))
+    params = {
+        **_values(props),
+        "id": station_id,
+        "version": version,
+        "lon": _pos(lon),
+        "lat": _pos(lat),
+    }
+    return conn.execute(stmt, params).mappings().one()
+
+
+# --- location proposals -----------------------------------------------------------------------
+
+_PROPOSAL_COLUMNS = (
+    "p.id, p.station_id, s.name AS station_name, ST_X(p.geom) AS lon, ST_Y(p.geom) AS lat, "
+    "ST_X(s.geom) AS station_lon, ST_Y(s.geom) AS station_lat, "
+    "ST_Distance(p.geom::geography, s.geom::geography) AS distance_m, s.district_code, "
+    "p.note, p.status, p.proposed_by_id, p.proposed_by, p.created_at, p.decided_by, "
+    "p.decided_at, p.decision_note"
+)
+
+
+def insert_proposal(
+    conn: Connection,
+    station_id: int,
+    lon: float,
+    lat: float,
+    note: str | None,
+    user_id: int | None,
+    name: str,
+) -> int:
+    return int(
+        conn.execute(
+            text(
+                "INSERT INTO location_proposals (station_id, geom, note, proposed_by_id, "
+                "proposed_by) VALUES (:sid, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :note, "
+                ":uid, :name) RETURNING id"
+            ),
+            {
+                "sid": station_id,
+                "lon": _pos(lon),
+                "lat": _pos(lat),
+                "note": note,
+                "uid": user_id,
+                "name": name,
+            },
+        ).scalar_one()
+    )
+
+
+def proposal(conn: Connection, proposal_id: int, *, lock: bool = False) -> RowMapping | None:
+    return (
+        conn.execute(
+            text(
+                f"SELECT {_PROPOSAL_COLUMNS} FROM location_proposals p "
+                "JOIN stations s ON s.id = p.station_id WHERE p.id = :id"
+                + (" FOR UPDATE OF p, s" if lock else "")
+            ),
+            {"id": proposal_id},
+        )
+        .mappings()
+        .first()
+    )
+
+
+def proposals(
+    conn: Connection, scope: Scope, status: str | None, station_id: int | None, limit: int
+) -> list[RowMapping]:
+    """Proposals for the stations of `scope`, newest first."""
+    cond, params = station_scope_sql(scope, alias="s")
+    conds = [cond]
+    if status is not None:
+        conds.append("p.status = :status")
+        params["status"] = status
+    if station_id is not None:
+        conds.append("p.station_id = :sid")
+        params["sid"] = station_id
+    return list(
+        conn.execute(
+            text(
+                f"SELECT {_PROPOSAL_COLUMNS} FROM location_proposals p "
+                f"JOIN stations s ON s.id = p.station_id WHERE {' AND '.join(conds)} "
+                "ORDER BY p.id DESC LIMIT :limit"
+            ),
+            {**params, "limit": limit},
+        ).mappings()
+    )
+
+
+def decide_proposal(
+    conn: Connection, proposal_id: int, status: str, by: str, note: str | None
+) -> None:
+    conn.execute(
+        text(
+            "UPDATE location_proposals SET status = :status, decided_by = :by, "
+            "decided_at = now(), decision_note = :note WHERE id = :id"
+        ),
+        {"status": status, "by": by, "note": note, "id": proposal_id},
+    )

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Connection, RowMapping
 from starlette.concurrency import run_in_threadpool
 
+from app.accounts.policy import station_scope
 from app.api.deps import ConnDep, DbDep, NetworkDep, SettingsDep
 from app.api.openapi import (
     GEOJSON,
     JSON_BODY,
     WRITE,
     AmenityList,
+    History,
+    Proposal,
+    ProposalList,
     Station,
     StationCollection,
     Vocabulary,
@@ -34,7 +39,7 @@ from app.api.params import (
     StrictInteger,
 )
 from app.api.responses import GeoJSONResponse, JSONBytesResponse, dumps
-from app.api.security import AdminDep
+from app.api.security import ActorDep
 from app.errors import InvalidInputError, PreconditionRequiredError
 from app.geo import coords
 from app.geo.coords import CoordSys
@@ -46,6 +51,8 @@ from app.reports.vocab import KINDS as REPORT_KINDS_TERMS
 from app.stations import queries, service
 from app.stations.schemas import (
     AmenityChange,
+    NoNulText,
+    PointGeometry,
     StationFeatureIn,
     StationFeaturePatch,
     parse_bbox,
@@ -388,8 +395,7 @@ def _bbox_to_wgs84(
 @router.post(
     "/stations",
     status_code=201,
-    summary="Create a station from a GeoJSON Feature",
-    dependencies=[AdminDep],
+    summary="Create a station from a GeoJSON Feature (admins; district admins in scope)",
     response_class=GeoJSONResponse,
     responses=body(
         Station,
@@ -402,10 +408,14 @@ def _bbox_to_wgs84(
     | errors(*WRITE, *JSON_BODY),
 )
 def create_station(
-    settings: SettingsDep, conn: ConnDep, feature: StationFeatureIn, coord_sys: CoordSysQ = "wgs84"
+    settings: SettingsDep,
+    conn: ConnDep,
+    actor: ActorDep,
+    feature: StationFeatureIn,
+    coord_sys: CoordSysQ = "wgs84",
 ) -> GeoJSONResponse:
     ctx = service.FeatureContext.build(settings, conn, None, coord_sys)
-    row = service.create_station(conn, feature, ctx)
+    row = service.create_station(conn, feature, ctx, actor)
     return GeoJSONResponse(
         service.to_feature(row, ctx),
         status_code=201,
@@ -435,13 +445,18 @@ def get_station(
 @router.patch(
     "/stations/{station_id:int}",
     summary="Change some properties and/or the position (If-Match: the version you read, or *)",
-    dependencies=[AdminDep],
+    description=(
+        "Admins: any field. District admins: stations in their districts, moved only within "
+        "them. Managers: their stations' amenities, opening_hours, status, phone, capacity "
+        "and notes; any other field (or the geometry: propose it instead) is 403 naming it."
+    ),
     response_class=GeoJSONResponse,
     responses=body(Station, media=GEOJSON, **_ETAG) | errors(*WRITE, *JSON_BODY, 404, 412, 428),
 )
 def patch_station(
     settings: SettingsDep,
     conn: ConnDep,
+    actor: ActorDep,
     station_id: StationId,
     patch: StationFeaturePatch,
     if_match: Annotated[str | None, Header(max_length=100)] = None,
@@ -449,20 +464,20 @@ def patch_station(
 ) -> GeoJSONResponse:
     ctx = service.FeatureContext.build(settings, conn, None, coord_sys)
     expected = _parse_if_match(if_match, required=True)
-    row = service.patch_station(conn, station_id, patch, expected, ctx)
+    row = service.patch_station(conn, station_id, patch, expected, ctx, actor)
     return GeoJSONResponse(service.to_feature(row, ctx), headers={"ETag": _etag(row["version"])})
 
 
 @router.post(
     "/stations/{station_id:int}/amenities",
     summary="Add and/or remove amenities atomically (no If-Match needed)",
-    dependencies=[AdminDep],
     response_class=GeoJSONResponse,
     responses=body(Station, media=GEOJSON, **_ETAG) | errors(*WRITE, *JSON_BODY, 404, 412),
 )
 def change_amenities(
     settings: SettingsDep,
     conn: ConnDep,
+    actor: ActorDep,
     station_id: StationId,
     change: AmenityChange,
     if_match: Annotated[str | None, Header(max_length=100)] = None,
@@ -470,21 +485,193 @@ def change_amenities(
 ) -> GeoJSONResponse:
     ctx = service.FeatureContext.build(settings, conn, None, coord_sys)
     expected = _parse_if_match(if_match, required=False)
-    row = service.change_amenities(conn, station_id, change, expected)
+    row = service.change_amenities(conn, station_id, change, expected, actor)
     return GeoJSONResponse(service.to_feature(row, ctx), headers={"ETag": _etag(row["version"])})
 
 
 @router.delete(
     "/stations/{station_id:int}",
     status_code=204,
-    summary="Delete a station",
-    dependencies=[AdminDep],
+    summary="Delete a station (admins; district admins in scope); its history stays",
     responses=empty(204, "Deleted") | errors(*WRITE, 404, 412),
 )
 def delete_station(
     conn: ConnDep,
+    actor: ActorDep,
     station_id: StationId,
     if_match: Annotated[str | None, Header(max_length=100)] = None,
 ) -> Response:
-    service.delete_station(conn, station_id, _parse_if_match(if_match, required=False))
+    service.delete_station(conn, station_id, actor, _parse_if_match(if_match, required=False))
     return Response(status_code=204)
+
+
+# --- the stations you keep, their history, reverts and location proposals ---------------------
+
+
+@router.get(
+    "/me/stations",
+    summary="The stations you may edit (managers: yours; district admins: in your districts)",
+    response_class=GeoJSONResponse,
+    responses=body(StationCollection, media=GEOJSON) | errors(401, 422, 503),
+)
+def my_stations(
+    settings: SettingsDep,
+    conn: ConnDep,
+    actor: ActorDep,
+    q: SearchQ = None,
+    status: StatusQ = None,
+    coord_sys: CoordSysQ = "wgs84",
+    limit: Annotated[int, StrictInteger, Query(ge=1, le=MAX_PAGE)] = 100,
+    offset: Annotated[int, StrictInteger, Query(ge=0, le=10_000_000)] = 0,
+) -> GeoJSONResponse:
+    flt = queries.StationFilter(
+        scope=station_scope(actor),
+        **_filter_args(None, None, status, q, None, STATUS_CODES),
+    )
+    rows, total = queries.page(conn, flt, limit, offset)
+    ctx = service.FeatureContext.build(settings, conn, None, coord_sys)
+    return GeoJSONResponse(
+        service.feature_collection(
+            [service.to_feature(r, ctx) for r in rows],
+            numberMatched=total,
+            numberReturned=len(rows),
+            **ctx.collection_members(),
+        )
+    )
+
+
+@router.get(
+    "/stations/{station_id:int}/history",
+    summary="A station's changes, newest first: who, when, through what, each field's "
+    "before and after",
+    responses=body(History) | errors(401, 403, 404, 422, 503),
+)
+def station_history(
+    conn: ConnDep,
+    actor: ActorDep,
+    station_id: StationId,
+    limit: Annotated[int, StrictInteger, Query(ge=1, le=MAX_PAGE)] = 50,
+    before: Annotated[
+        int | None, StrictInteger, Query(ge=1, le=2**62, description="Older than this revision")
+    ] = None,
+) -> JSONBytesResponse:
+    return JSONBytesResponse(service.history(conn, actor, station_id, limit, before))
+
+
+@router.post(
+    "/stations/{station_id:int}/revert",
+    summary="Restore the station as it was right after revision `to` (a deleted one comes back)",
+    response_class=GeoJSONResponse,
+    responses=body(Station, media=GEOJSON, **_ETAG) | errors(*WRITE, 404, 412),
+)
+def revert_station(
+    settings: SettingsDep,
+    conn: ConnDep,
+    actor: ActorDep,
+    station_id: StationId,
+    to: Annotated[int, StrictInteger, Query(ge=1, le=2**62, description="A revision id")],
+    if_match: Annotated[str | None, Header(max_length=100)] = None,
+    coord_sys: CoordSysQ = "wgs84",
+) -> GeoJSONResponse:
+    ctx = service.FeatureContext.build(settings, conn, None, coord_sys)
+    expected = _parse_if_match(if_match, required=False)
+    row = service.revert_station(conn, actor, station_id, to, expected, ctx)
+    return GeoJSONResponse(service.to_feature(row, ctx), headers={"ETag": _etag(row["version"])})
+
+
+class ProposalIn(BaseModel):
+    """A proposed position (in `coord_sys`) and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    geometry: PointGeometry
+    note: Annotated[str, Field(max_length=500), NoNulText] | None = None
+
+
+class DecisionIn(BaseModel):
+    """Accept or reject a proposal, optionally saying why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[str, Field(max_length=500), NoNulText] | None = None
+
+
+@router.post(
+    "/stations/{station_id:int}/proposals",
+    status_code=201,
+    summary="Propose a new position for your station (a district admin accepts or rejects it)",
+    responses=body(Proposal, status=201, description="Proposed") | errors(*WRITE, *JSON_BODY, 404),
+)
+def propose_location(
+    conn: ConnDep,
+    actor: ActorDep,
+    station_id: StationId,
+    proposal: ProposalIn,
+    coord_sys: CoordSysQ = "wgs84",
+) -> JSONBytesResponse:
+    row = service.propose_location(
+        conn,
+        actor,
+        station_id,
+        proposal.geometry.lon,
+        proposal.geometry.lat,
+        proposal.note,
+        coord_sys,
+    )
+    return JSONBytesResponse(service.proposal_json(row, coord_sys), status_code=201)
+
+
+@router.get(
+    "/proposals",
+    summary="Location proposals for the stations in your scope, newest first",
+    responses=body(ProposalList) | errors(401, 422, 503),
+)
+def list_proposals(
+    conn: ConnDep,
+    actor: ActorDep,
+    status: Annotated[
+        Literal["pending", "accepted", "rejected"] | None, Query(description="Only these")
+    ] = "pending",
+    station_id: Annotated[int | None, StrictInteger, Query(ge=1, le=2**62)] = None,
+    coord_sys: CoordSysQ = "wgs84",
+    limit: Annotated[int, StrictInteger, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> JSONBytesResponse:
+    rows = service.list_proposals(conn, actor, status, station_id, limit)
+    return JSONBytesResponse({"proposals": [service.proposal_json(r, coord_sys) for r in rows]})
+
+
+ProposalId = Annotated[int, Path(ge=1, le=2**62, description="The proposal's id")]
+
+
+@router.post(
+    "/proposals/{proposal_id}/accept",
+    summary="Accept a proposal: the station moves there (district admins in scope, admins)",
+    responses=body(Proposal) | errors(*WRITE, *JSON_BODY, 404),
+)
+def accept_proposal(
+    conn: ConnDep,
+    actor: ActorDep,
+    proposal_id: ProposalId,
+    decision: DecisionIn | None = None,
+    coord_sys: CoordSysQ = "wgs84",
+) -> JSONBytesResponse:
+    note = decision.note if decision else None
+    row = service.decide_proposal(conn, actor, proposal_id, True, note)
+    return JSONBytesResponse(service.proposal_json(row, coord_sys))
+
+
+@router.post(
+    "/proposals/{proposal_id}/reject",
+    summary="Reject a proposal (district admins in scope, admins)",
+    responses=body(Proposal) | errors(*WRITE, *JSON_BODY, 404),
+)
+def reject_proposal(
+    conn: ConnDep,
+    actor: ActorDep,
+    proposal_id: ProposalId,
+    decision: DecisionIn | None = None,
+    coord_sys: CoordSysQ = "wgs84",
+) -> JSONBytesResponse:
+    note = decision.note if decision else None
+    row = service.decide_proposal(conn, actor, proposal_id, False, note)
+    return JSONBytesResponse(service.proposal_json(row, coord_sys))

@@ -60,6 +60,9 @@ LongText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoNulText
 ]
 HoursText = Annotated[str, Field(max_length=500), NoNulText]
+NotesText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), NoNulText
+]
 Capacity = Annotated[int, JsonNumber, Field(ge=0, le=100_000)]
 
 
@@ -162,6 +165,7 @@ class StationProperties(_PropertyChecks):
     status: str = "open"
     phone: Annotated[str, Field(pattern=PHONE_RE)] | None = None
     capacity: Capacity | None = None
+    notes: NotesText | None = None
 
 
 PATCH_REQUIRED: frozenset[str] = frozenset(
@@ -184,6 +188,7 @@ class StationPatchProperties(_PropertyChecks):
     status: str | None = None
     phone: Annotated[str, Field(pattern=PHONE_RE)] | None = None
     capacity: Capacity | None = None
+    notes: NotesText | None = None
 
     #: Fields that may not be cleared with null. A ClassVar: an annotated class attribute
     #: would be a field a client could send (`"REQUIRED": []`), switching this guard off.

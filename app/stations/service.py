@@ -13,6 +13,10 @@ from psycopg import errors as pg_errors
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from app.accounts import policy
+from app.accounts.policy import Action, Actor, StationRef
+from app.audit import service as audit
+from app.audit.service import Channel
 from app.config import Settings
 from app.errors import (
     ConflictError,
@@ -124,6 +128,7 @@ def to_feature(
         **_state(row["opening_hours"], row["status"], ctx.at, ctx.tz, ctx.calendar),
         "phone": row["phone"],
         "capacity": row["capacity"],
+        "notes": row["notes"],
         "open_reports": row["open_reports"],
         "source_crs": row["source_crs"],
         "created_at": row["created_at"].isoformat(),
@@ -175,15 +180,31 @@ def _checked_hours(value: str | None) -> str | None:
         ) from exc
 
 
-def create_station(conn: Connection, feature: StationFeatureIn, ctx: FeatureContext) -> RowMapping:
+def _locked(conn: Connection, station_id: int) -> StationRef:
+    """The station a write addresses, its row locked; NotFoundError for an unknown id."""
+    row = queries.locked_ref(conn, station_id)
+    if row is None:
+        raise NotFoundError(f"id: no station with id {station_id}", field="id")
+    return StationRef(int(row["id"]), row["district_code"])
+
+
+def create_station(
+    conn: Connection,
+    feature: StationFeatureIn,
+    ctx: FeatureContext,
+    actor: Actor,
+    channel: Channel = "api",
+) -> RowMapping:
     """Insert a new station from a validated Feature given in the context's coordinates."""
     props = feature.properties.model_dump()
+    policy.check(actor, Action.STATION_CREATE, StationRef(None, props["district_code"]))
     props["opening_hours"] = _checked_hours(props["opening_hours"])
     lon, lat = _wgs84(feature.geometry.lon, feature.geometry.lat, ctx.coord_sys)
     props["source_crs"] = ctx.coord_sys
     props["open_intervals"] = hours_store.intervals_literal(
         props["opening_hours"], ctx.window, ctx.tz, ctx.calendar
     )
+    audit.attribute(conn, actor, channel)
     with translated_db_errors():
         return queries.insert(conn, props, lon, lat)
 
@@ -194,13 +215,22 @@ def patch_station(
     patch: StationFeaturePatch,
     expected_version: int | None,
     ctx: FeatureContext,
+    actor: Actor,
+    channel: Channel = "api",
 ) -> RowMapping:
-    """Apply a partial update, honouring an optional If-Match version."""
+    """Apply a partial update, honouring an optional If-Match version, within the actor's
+    rights: scope (403), a manager's fields (403 naming the first refused field), a district
+    admin's moves (only into their districts)."""
     try:
         changes = patch.properties.changes()
     except ValueError as exc:
         field = f"properties.{exc}"
         raise InvalidInputError(f"{field}: cannot be null", field=field) from exc
+    ref = _locked(conn, station_id)
+    policy.check(actor, Action.STATION_EDIT, ref)
+    policy.check_fields(actor, [*changes, *(["geometry"] if patch.geometry else [])])
+    if "district_code" in changes:
+        policy.check_move(actor, ref, changes["district_code"])
     if "opening_hours" in changes:
         changes["opening_hours"] = _checked_hours(changes["opening_hours"])
         changes["open_intervals"] = hours_store.intervals_literal(
@@ -210,23 +240,39 @@ def patch_station(
     if patch.geometry:
         lon_lat = _wgs84(patch.geometry.lon, patch.geometry.lat, ctx.coord_sys)
         changes["source_crs"] = ctx.coord_sys
+    audit.attribute(conn, actor, channel)
     with translated_db_errors():
         row = queries.update(conn, station_id, changes, lon_lat, expected_version)
     return row if row is not None else _missing(conn, station_id, expected_version)
 
 
 def change_amenities(
-    conn: Connection, station_id: int, change: AmenityChange, expected_version: int | None
+    conn: Connection,
+    station_id: int,
+    change: AmenityChange,
+    expected_version: int | None,
+    actor: Actor,
+    channel: Channel = "api",
 ) -> RowMapping:
     """Add/remove amenities atomically (optionally only at `expected_version`)."""
+    policy.check(actor, Action.STATION_EDIT, _locked(conn, station_id))
+    audit.attribute(conn, actor, channel)
     row = queries.change_amenities(
         conn, station_id, change.add, change.remove, AMENITY_CODES, expected_version
     )
     return row if row is not None else _missing(conn, station_id, expected_version)
 
 
-def delete_station(conn: Connection, station_id: int, expected_version: int | None = None) -> None:
-    """Delete a station (optionally only at `expected_version`)."""
+def delete_station(
+    conn: Connection,
+    station_id: int,
+    actor: Actor,
+    expected_version: int | None = None,
+    channel: Channel = "api",
+) -> None:
+    """Delete a station (optionally only at `expected_version`); its history stays."""
+    policy.check(actor, Action.STATION_DELETE, _locked(conn, station_id))
+    audit.attribute(conn, actor, channel)
     if not queries.delete(conn, station_id, expected_version):
         _missing(conn, station_id, expected_version)
 
@@ -244,9 +290,22 @@ def _missing(conn: Connection, station_id: int, expected_version: int | None) ->
 
 
 def import_collection(
-    conn: Connection, features: list[StationFeatureIn], ctx: FeatureContext
+    conn: Connection,
+    features: list[StationFeatureIn],
+    ctx: FeatureContext,
+    actor: Actor,
+    channel: Channel = "import",
 ) -> int:
-    """Upsert many validated WGS-84 stations by external_id in the caller's one transaction."""
+    """Upsert many validated WGS-84 stations by external_id in the caller's one transaction,
+    each create or update allowed for `actor` (all or nothing) and audited as `import`."""
+    existing = queries.refs_by_external_id(conn, [f.properties.external_id for f in features])
+    for i, f in enumerate(features):
+        old = existing.get(f.properties.external_id)
+        targets = [StationRef(None, f.properties.district_code)]
+        if old is not None:
+            targets = [StationRef(int(old["id"]), old["district_code"]), *targets]
+        for ref in targets:
+            policy.check(actor, Action.STATION_IMPORT, ref, field=f"features[{i}]")
     seen: set[str] = set()
     rows = []
     for i, f in enumerate(features):
@@ -267,5 +326,210 @@ def import_collection(
             props["opening_hours"], ctx.window, ctx.tz, ctx.calendar
         )
         rows.append((props, f.geometry.lon, f.geometry.lat))
+    audit.attribute(conn, actor, channel, action="import")
     with translated_db_errors():
         return queries.upsert_many(conn, rows)
+
+
+# --- history, revert, location proposals ------------------------------------------------------
+
+#: The station fields a revision's snapshot holds, restored by a revert (plus `location`).
+SNAPSHOT_FIELDS: tuple[str, ...] = (
+    "external_id",
+    "name",
+    "address",
+    "district_code",
+    "host_type",
+    "operator",
+    "access",
+    "amenities",
+    "opening_hours",
+    "status",
+    "phone",
+    "capacity",
+    "notes",
+    "source_crs",
+)
+
+
+def _history_ref(conn: Connection, station_id: int) -> StationRef:
+    """The station, or what its last revision says of it when it was deleted."""
+    row = queries.get(conn, station_id)
+    if row is not None:
+        return StationRef(station_id, row["district_code"])
+    last = audit.last_revision(conn, station_id)
+    if last is None:
+        raise NotFoundError(f"id: no station with id {station_id}", field="id")
+    return StationRef(station_id, last["district_code"])
+
+
+def history(
+    conn: Connection, actor: Actor, station_id: int, limit: int, before: int | None
+) -> dict[str, Any]:
+    """A page of a station's revisions, newest first (its managers, district admins in scope,
+    admins); a deleted station's history stays readable by district admins and admins."""
+    policy.check(actor, Action.STATION_HISTORY, _history_ref(conn, station_id))
+    rows, total = audit.revisions(conn, station_id, limit, before)
+    items = [audit.revision_json(r) for r in rows]
+    nxt = None
+    if len(rows) == limit and rows[-1]["id"] > 1:
+        nxt = f"/api/v1/stations/{station_id}/history?limit={limit}&before={rows[-1]['id']}"
+    return {
+        "station_id": station_id,
+        "revisions": items,
+        "numberReturned": len(items),
+        "numberMatched": total,
+        "next": nxt,
+    }
+
+
+def revert_station(
+    conn: Connection,
+    actor: Actor,
+    station_id: int,
+    to: int,
+    expected_version: int | None,
+    ctx: FeatureContext,
+    channel: Channel = "api",
+) -> RowMapping:
+    """Make the station what it was right after revision `to` (admins; district admins when
+    both its current and its restored district are theirs). A deleted station comes back
+    under its id. The revert is itself a revision (action `revert`)."""
+    rev = audit.revision(conn, to)
+    if rev is None or int(rev["station_id"]) != station_id:
+        raise NotFoundError(f"to: station {station_id} has no revision {to}", field="to")
+    if rev["op"] == "delete":
+        raise InvalidInputError(
+            f"to: revision {to} is the deletion; revert to a revision before it", field="to"
+        )
+    snap = rev["snapshot"]
+    current = queries.locked_ref(conn, station_id)
+    now_district = (
+        current["district_code"]
+        if current is not None
+        else _history_ref(conn, station_id).district_code
+    )
+    policy.check(actor, Action.STATION_REVERT, StationRef(station_id, now_district))
+    policy.check(
+        actor, Action.STATION_REVERT, StationRef(station_id, snap.get("district_code")), "to"
+    )
+    props = {k: snap.get(k) for k in SNAPSHOT_FIELDS}
+    props["amenities"] = list(props["amenities"] or [])
+    props["open_intervals"] = hours_store.intervals_literal(
+        props["opening_hours"], ctx.window, ctx.tz, ctx.calendar
+    )
+    lon, lat = snap["location"]
+    audit.attribute(conn, actor, channel, action="revert", meta={"reverted_to": to})
+    with translated_db_errors():
+        if current is None:
+            last = audit.last_revision(conn, station_id)
+            version = int(last["version"]) + 1 if last is not None else 1
+            if expected_version is not None:
+                raise PreconditionFailedError(
+                    f"If-Match: station {station_id} is deleted; revert it without If-Match",
+                    field="If-Match",
+                )
+            return queries.insert_with_id(conn, station_id, version, props, lon, lat)
+        row = queries.update(conn, station_id, props, (lon, lat), expected_version)
+    return row if row is not None else _missing(conn, station_id, expected_version)
+
+
+def proposal_json(row: RowMapping, coord_sys: CoordSys) -> dict[str, Any]:
+    lon, lat = coords.from_wgs84(row["lon"], row["lat"], coord_sys)
+    slon, slat = coords.from_wgs84(row["station_lon"], row["station_lat"], coord_sys)
+    return {
+        "id": row["id"],
+        "station_id": row["station_id"],
+        "station_name": row["station_name"],
+        "coordinates": [round(lon, COORD_DECIMALS), round(lat, COORD_DECIMALS)],
+        "current": [round(slon, COORD_DECIMALS), round(slat, COORD_DECIMALS)],
+        "distance_m": round(float(row["distance_m"]), 2),
+        "note": row["note"],
+        "status": row["status"],
+        "proposed_by": row["proposed_by"],
+        "created_at": row["created_at"].isoformat(),
+        "decided_by": row["decided_by"],
+        "decided_at": row["decided_at"].isoformat() if row["decided_at"] else None,
+        "decision_note": row["decision_note"],
+    }
+
+
+def propose_location(
+    conn: Connection,
+    actor: Actor,
+    station_id: int,
+    lon: float,
+    lat: float,
+    note: str | None,
+    coord_sys: CoordSys,
+    channel: Channel = "api",
+) -> RowMapping:
+    """A manager's proposed position for one of their stations (a district admin decides)."""
+    policy.check(actor, Action.LOCATION_PROPOSE, _locked(conn, station_id))
+    wlon, wlat = _wgs84(lon, lat, coord_sys)
+    pid = queries.insert_proposal(conn, station_id, wlon, wlat, note, actor.user_id, actor.name)
+    audit.record(
+        conn,
+        actor,
+        channel,
+        "proposal.create",
+        f"station:{station_id}",
+        {"proposal": pid, "location": [wlon, wlat]},
+    )
+    row = queries.proposal(conn, pid)
+    assert row is not None
+    return row
+
+
+def list_proposals(
+    conn: Connection, actor: Actor, status: str | None, station_id: int | None, limit: int
+) -> list[RowMapping]:
+    """Proposals for the stations in the actor's scope (applied in SQL)."""
+    return queries.proposals(conn, policy.station_scope(actor), status, station_id, limit)
+
+
+def decide_proposal(
+    conn: Connection,
+    actor: Actor,
+    proposal_id: int,
+    accept: bool,
+    note: str | None,
+    channel: Channel = "api",
+) -> RowMapping:
+    """Accept (the station moves, audited as action `proposal`) or reject a pending
+    proposal."""
+    row = queries.proposal(conn, proposal_id, lock=True)
+    if row is None:
+        raise NotFoundError(f"id: no proposal with id {proposal_id}", field="id")
+    policy.check(
+        actor, Action.LOCATION_DECIDE, StationRef(int(row["station_id"]), row["district_code"])
+    )
+    if row["status"] != "pending":
+        raise ConflictError(
+            f"id: proposal {proposal_id} was already {row['status']} by {row['decided_by']}",
+            field="id",
+        )
+    if accept:
+        audit.attribute(
+            conn,
+            actor,
+            channel,
+            action="proposal",
+            meta={"proposal": proposal_id, "proposed_by": row["proposed_by"]},
+        )
+        queries.update(
+            conn, int(row["station_id"]), {"source_crs": "wgs84"}, (row["lon"], row["lat"]), None
+        )
+    status = "accepted" if accept else "rejected"
+    queries.decide_proposal(conn, proposal_id, status, actor.name, note)
+    audit.record(
+        conn,
+        actor,
+        channel,
+        f"proposal.{'accept' if accept else 'reject'}",
+        f"station:{row['station_id']}",
+        {"proposal": proposal_id},
+    )
+    decided = queries.proposal(conn, proposal_id)
+    assert decided is not None
+    return decided
