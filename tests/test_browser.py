@@ -312,3 +312,46 @@ def test_standalone_map_file_runs_offline_and_keeps_payloads_text(
     tab.assert_csp_enforced()  # the file's own <meta> policy
     assert tab.tiles > 0  # the tiles are the one thing it asks the internet for
     tab.shot("standalone-map")
+
+
+def test_docs_authorize_logs_in_and_calls_a_protected_operation(server, town, tab_factory):
+    """A district admin logs in through Swagger UI's Authorize dialog (the OAuth2 password
+    flow the OpenAPI document declares), then runs GET /api/v1/me: 200, their hostile display
+    name shown as text, nothing blocked by the CSP."""
+    from sqlalchemy import create_engine, text
+
+    from app.accounts.credentials import Passwords
+
+    password = "river-plum-7-blossom"
+    hashed = Passwords(1, 1024, 1).hash(password)  # costs differ from the server's: rehashed
+    eng = create_engine(town[0])
+    with eng.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO users (username, display_name, role, districts, password_hash) "
+                "VALUES ('docs-da', :n, 'district_admin', '{4201}', :h) "
+                "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash"
+            ),
+            {"n": XSS[0], "h": hashed},
+        )
+    eng.dispose()
+    tab = tab_factory(server)
+    tab.open(server + "/docs", ".btn.authorize")
+    page = tab.page
+    page.click(".btn.authorize")
+    page.fill("input#oauth_username", "docs-da")
+    page.fill("input#oauth_password", password)
+    page.click(".auth-btn-wrapper .btn.modal-btn.auth.authorize")
+    page.wait_for_selector(".modal-ux-content h6:has-text('Authorized')", timeout=10_000)
+    page.click(".auth-btn-wrapper .btn-done")
+    op = "#operations-accounts-me_api_v1_me_get"
+    page.click(op)
+    page.click(f"{op} .try-out__btn")
+    page.click(f"{op} .execute")
+    status = f"{op} .live-responses-table tbody .response-col_status"
+    page.wait_for_selector(status, timeout=10_000)
+    assert page.inner_text(status).strip().startswith("200")
+    body = page.inner_text(f"{op} .live-responses-table .microlight")
+    assert '"username": "docs-da"' in body and '"role": "district_admin"' in body
+    tab.shot("docs-authorized")
+    tab.clean()
