@@ -77,6 +77,16 @@ class Station(Base):
     capacity: Mapped[int | None] = mapped_column(Integer)
     #: The manager's note to couriers ("请从侧门进入"), plain text.
     notes: Mapped[str | None] = mapped_column(Text)
+    #: When someone responsible last said the station's data is true (freshness).
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: A temporary closure's end: from then on the station counts as open again.
+    closed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    #: Why the status is what it is (a closure, a merge …), plain text.
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    #: The station that stays when this one is a duplicate.
+    duplicate_of: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("stations.id"))
+    #: Star level 1-5 given by the district union's inspections.
+    level: Mapped[int | None] = mapped_column(SmallInteger)
     source_crs: Mapped[str] = mapped_column(Text, server_default="wgs84")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -106,6 +116,18 @@ class Station(Base):
         ),
         CheckConstraint("char_length(name) BETWEEN 1 AND 200", name="name"),
         CheckConstraint("notes IS NULL OR char_length(notes) <= 1000", name="notes"),
+        CheckConstraint(
+            "status_reason IS NULL OR char_length(status_reason) <= 200", name="status_reason"
+        ),
+        CheckConstraint("level IS NULL OR level BETWEEN 1 AND 5", name="level"),
+        CheckConstraint(
+            "closed_until IS NULL OR status = 'temporarily_closed'", name="closed_until"
+        ),
+        CheckConstraint(
+            "(status = 'duplicate') = (duplicate_of IS NOT NULL) AND duplicate_of IS DISTINCT "
+            "FROM id",
+            name="duplicate_of",
+        ),
         Index("ix_stations_amenities", "amenities", postgresql_using="gin"),
         Index("ix_stations_search_grams", "search_grams", postgresql_using="gin"),
         Index("ix_stations_access", "access"),
@@ -153,7 +175,7 @@ class CalendarDay(Base):
 
 
 class Report(Base):
-    """A courier's problem report about a station."""
+    """A courier's problem report about a station, and the station's answer."""
 
     __tablename__ = "reports"
 
@@ -167,12 +189,69 @@ class Report(Base):
     client_key: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(Text, server_default="open")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    #: SHA-256 of the short key the courier got back to follow the report (NULL: older ones).
+    key_hash: Mapped[str | None] = mapped_column(Text)
+    #: The manager's answer (what was done, or why not), shown to the courier.
+    note: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[str | None] = mapped_column(Text)
+    answered_by_id: Mapped[int | None] = mapped_column(BigInteger)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint(f"kind IN ({sql_in_list(REPORT_KINDS)})", name="kind"),
         CheckConstraint(f"status IN ({sql_in_list(REPORT_STATUSES)})", name="status"),
         CheckConstraint("comment IS NULL OR char_length(comment) <= 500", name="comment"),
+        CheckConstraint("note IS NULL OR char_length(note) <= 500", name="note"),
         Index("ix_reports_station_open", "station_id", postgresql_where=text("status = 'open'")),
+        Index(
+            "ix_reports_unanswered",
+            "created_at",
+            postgresql_where=text("status IN ('open', 'acknowledged')"),
+        ),
+    )
+
+
+class Checkin(Base):
+    """A courier's "it was open / closed when I got there"."""
+
+    __tablename__ = "checkins"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    station_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("stations.id", ondelete="CASCADE")
+    )
+    outcome: Mapped[str] = mapped_column(Text)
+    client_key: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("outcome IN ('open', 'closed')", name="outcome"),
+        Index("ix_checkins_station_time", "station_id", "created_at"),
+    )
+
+
+class Inspection(Base):
+    """A district union's inspection of a station: a checklist, findings, a star level."""
+
+    __tablename__ = "inspections"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
+    station_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("stations.id", ondelete="CASCADE"), index=True
+    )
+    inspected_on: Mapped[date] = mapped_column(Date)
+    inspector: Mapped[str] = mapped_column(Text)
+    inspector_id: Mapped[int | None] = mapped_column(BigInteger)
+    #: {checklist item code: true/false}.
+    checklist: Mapped[dict[str, object]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    findings: Mapped[str | None] = mapped_column(Text)
+    level: Mapped[int | None] = mapped_column(SmallInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("findings IS NULL OR char_length(findings) <= 2000", name="findings"),
+        CheckConstraint("level IS NULL OR level BETWEEN 1 AND 5", name="level"),
+        CheckConstraint("char_length(inspector) BETWEEN 1 AND 100", name="inspector"),
     )
 
 

@@ -11,6 +11,14 @@ KINDS: tuple[Term, ...] = (
     Term("other", "其他问题", "Other"),
 )
 REPORT_KINDS: tuple[str, ...] = tuple(t.code for t in KINDS)
-REPORT_STATUSES: tuple[str, ...] = ("open", "resolved", "dismissed")
+STATUSES: tuple[Term, ...] = (
+    Term("open", "待处理", "Open"),
+    Term("acknowledged", "已受理", "Acknowledged"),
+    Term("resolved", "已解决", "Resolved"),
+    Term("rejected", "未采纳", "Rejected"),
+)
+REPORT_STATUSES: tuple[str, ...] = tuple(t.code for t in STATUSES)
+#: Statuses that still wait for the station's people (counted as open reports).
+OPEN_STATUSES: tuple[str, ...] = ("open", "acknowledged")
 #: Longest comment stored (characters); longer ones are rejected, not cut.
 MAX_COMMENT = 500

@@ -55,9 +55,11 @@ ACCESS: tuple[Term, ...] = (
 )
 
 STATUSES: tuple[Term, ...] = (
+    Term("planned", "筹建中", "Planned"),
     Term("open", "正常开放", "Open"),
     Term("temporarily_closed", "暂停开放", "Temporarily closed"),
     Term("closed", "已关闭", "Closed"),
+    Term("duplicate", "重复（已合并）", "Duplicate (merged)"),
 )
 
 AMENITY_CODES: tuple[str, ...] = tuple(t.code for t in AMENITIES)
