@@ -354,3 +354,27 @@ def test_revision_json_shape(client, conn):
     out = audit.revision_json(row)
     assert out["actor"] == {"kind": "admin_token", "id": None, "name": "admin-token"}
     assert out["station_id"] == st["id"] and out["version"] == 1
+
+
+def test_demand_uploads_and_deletes_are_audit_events_of_their_actor(client, conn):
+    planner = make_user(conn, "demand-planner", "planner")
+
+    def events() -> list[tuple[str, str, str, str]]:
+        return conn.execute(
+            text(
+                "SELECT actor_name, channel, action, subject FROM audit_events "
+                "WHERE subject = 'demand:audit-layer' ORDER BY id"
+            )
+        ).all()
+
+    csv = b"lon,lat,weight\n114.30,30.60,5\n114.31,30.60,2\n"
+    headers = {**planner.headers, "Content-Type": "text/csv"}
+    first = client.put("/api/v1/demand/audit-layer?unit=persons", content=csv, headers=headers)
+    assert first.status_code == 201, first.text
+    assert events() == [(planner.username, "api", "demand.create", "demand:audit-layer")]
+    r = client.put("/api/v1/demand/audit-layer?unit=persons", content=csv, headers=headers)
+    assert r.status_code == 200
+    bad = client.put("/api/v1/demand/audit-layer?unit=persons", content=b"nope", headers=headers)
+    assert bad.status_code == 422
+    assert client.delete("/api/v1/demand/audit-layer", headers=planner.headers).status_code == 204
+    assert [e[2] for e in events()] == ["demand.create", "demand.replace", "demand.delete"]
