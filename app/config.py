@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from typing import Literal
@@ -106,6 +107,39 @@ class Settings(BaseSettings):
     rate_limit_storage: str = "memory://"
     #: Salt of the stored client-address hashes; random per process unless set.
     report_salt: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_hex(16)))
+    #: A report still unanswered (open or acknowledged) this many days after it was filed is
+    #: overdue: it heads the district admin's queue.
+    report_escalate_days: int = Field(default=3, ge=1, le=365)
+    #: A station not confirmed by its people (POST /stations/{id}/confirm or any edit of
+    #: theirs) for this many days is `stale`: its information may be out of date.
+    stale_days: int = Field(default=90, ge=1, le=3650)
+    #: Couriers' "open / closed when I got there" check-ins a client address may send
+    #: (`limits` syntax; counted apart from reports, in `rate_limit_storage`).
+    checkin_rate_limit: str = "10/minute;50/day"
+    #: The inspection checklist, replacing Zhejiang's "八有" default
+    #: (app/inspections/checklist.py): a JSON list of {"code", "zh", "en"}, e.g.
+    #: YIZHAN_INSPECTION_CHECKLIST='[{"code": "signage", "zh": "有统一标识", "en": "Signage"}]'.
+    inspection_checklist: list[dict[str, str]] | None = None
+
+    @field_validator("inspection_checklist")
+    @classmethod
+    def _checklist(cls, v: list[dict[str, str]] | None) -> list[dict[str, str]] | None:
+        if v is None:
+            return None
+        if not 1 <= len(v) <= 50:
+            raise ValueError("the inspection checklist needs 1-50 items")
+        codes = set()
+        for item in v:
+            if set(item) != {"code", "zh", "en"}:
+                raise ValueError("each checklist item is exactly {code, zh, en}")
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", item["code"]):
+                raise ValueError(f"checklist code {item['code']!r}: a-z, 0-9, _ (≤ 40)")
+            if not item["zh"].strip() or not item["en"].strip():
+                raise ValueError(f"checklist item {item['code']}: zh and en labels are needed")
+            codes.add(item["code"])
+        if len(codes) != len(v):
+            raise ValueError("checklist codes must be unique")
+        return v
 
     @field_validator("database_url")
     @classmethod

@@ -35,17 +35,22 @@ from app.demand.routes import router as demand_router
 from app.districts.routes import UPLOAD_METHOD, UPLOAD_PATH
 from app.districts.routes import router as districts_router
 from app.hours import store as hours_store
+from app.inspections.routes import router as inspections_router
 from app.network.routes import router as network_router
 from app.network.service import NetworkState
 from app.network.travel import DEFAULT_CAR_KMH, TravelSettings
 from app.reports.routes import router as reports_router
 from app.reports.service import ReportLimiter
+from app.stations.routes import IMPORT_METHOD as STATIONS_IMPORT_METHOD
+from app.stations.routes import IMPORT_PATH as STATIONS_IMPORT_PATH
 from app.stations.routes import router as stations_router
 from app.tiles.routes import router as tiles_router
 from app.web.assets import LEAFLET_DIR, SWAGGER_UI_DIR
 from app.web.basemaps import tile_origins
 from app.web.docs import STATIC as DOCS_STATIC
 from app.web.docs import router as docs_router
+from app.web.manage import UPLOAD_PAGE_PATH as MANAGE_UPLOAD_PATH
+from app.web.manage import router as manage_router
 from app.web.routes import router as web_router
 
 log = logging.getLogger("yizhan")
@@ -127,12 +132,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.report_limiter = ReportLimiter(
         settings.report_rate_limit, settings.rate_limit_storage
     )
+    app.state.checkin_limiter = ReportLimiter(
+        settings.checkin_rate_limit, settings.rate_limit_storage, namespace="checkins"
+    )
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
         large_bodies={
             (UPLOAD_METHOD, UPLOAD_PATH): settings.max_upload_bytes,
             (DEMAND_UPLOAD_METHOD, DEMAND_UPLOAD_PREFIX): settings.max_upload_bytes,
+            (STATIONS_IMPORT_METHOD, STATIONS_IMPORT_PATH): settings.max_upload_bytes,
+            ("POST", MANAGE_UPLOAD_PATH): settings.max_upload_bytes,
         },
     )
     app.add_middleware(QueryNulGuard)  # `?q=a%00b`: 422 naming q, before any route
@@ -150,12 +160,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stations_router)
     app.include_router(accounts_router)
     app.include_router(reports_router)
+    app.include_router(inspections_router)
     app.include_router(network_router)
     app.include_router(demand_router)
     app.include_router(coverage_router)
     app.include_router(districts_router)
     app.include_router(tiles_router)
     app.include_router(web_router)
+    app.include_router(manage_router)
     app.include_router(docs_router)
     # Leaflet, fetched into .cache/ by `yizhan web assets`; the map page says so when missing
     LEAFLET_DIR.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,16 @@ SCOPE_RE = re.compile(r"^[0-9]{2}([0-9]{2}([0-9]{2}([0-9]{3}([0-9]{3})?)?)?)?$")
 
 #: The operational fields a station manager may set; every other field is refused by name.
 MANAGER_FIELDS: frozenset[str] = frozenset(
-    {"amenities", "opening_hours", "status", "phone", "capacity", "notes"}
+    {
+        "amenities",
+        "opening_hours",
+        "status",
+        "phone",
+        "capacity",
+        "notes",
+        "closed_until",
+        "status_reason",
+    }
 )
 
 ActorKind = Literal["user", "admin_token", "system"]
@@ -51,10 +60,16 @@ class Action(StrEnum):
     STATION_IMPORT = "station.import"
     LOCATION_PROPOSE = "location.propose"
     LOCATION_DECIDE = "location.decide"
+    STATION_CONFIRM = "station.confirm"
+    STALE_LIST = "stations.stale"
     DEMAND_WRITE = "demand.write"
     DISTRICTS_WRITE = "districts.write"
     NETWORK_WRITE = "network.write"
     USERS_READ = "users.read"
+    REPORT_READ = "report.read"
+    REPORT_ANSWER = "report.answer"
+    INSPECTION_READ = "inspection.read"
+    INSPECTION_WRITE = "inspection.write"
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,12 +170,18 @@ _STATION_ROLES: dict[Action, frozenset[str]] = {
     Action.STATION_IMPORT: frozenset({"district_admin"}),
     Action.LOCATION_PROPOSE: frozenset({"manager"}),
     Action.LOCATION_DECIDE: frozenset({"district_admin"}),
+    Action.REPORT_READ: frozenset({"district_admin", "manager"}),
+    Action.REPORT_ANSWER: frozenset({"district_admin", "manager"}),
+    Action.INSPECTION_READ: frozenset({"district_admin", "manager"}),
+    Action.INSPECTION_WRITE: frozenset({"district_admin"}),
+    Action.STATION_CONFIRM: frozenset({"district_admin", "manager"}),
 }
 _GLOBAL_ROLES: dict[Action, frozenset[str]] = {
     Action.DEMAND_WRITE: frozenset({"planner"}),
     Action.DISTRICTS_WRITE: frozenset({"planner"}),
     Action.NETWORK_WRITE: frozenset(),
     Action.USERS_READ: frozenset({"district_admin"}),
+    Action.STALE_LIST: frozenset({"district_admin"}),
 }
 
 
@@ -189,6 +210,12 @@ _ACTION_WORDS: dict[Action, tuple[str, str]] = {
     Action.DISTRICTS_WRITE: ("change district outlines", "无权修改行政区边界"),
     Action.NETWORK_WRITE: ("change the road network", "无权修改路网"),
     Action.USERS_READ: ("manage users", "无权管理用户"),
+    Action.REPORT_READ: ("read the reports about station{}", "无权查看此站点的问题反馈"),
+    Action.REPORT_ANSWER: ("answer reports about station{}", "无权处理此站点的问题反馈"),
+    Action.INSPECTION_READ: ("read the inspections of station{}", "无权查看此站点的检查记录"),
+    Action.INSPECTION_WRITE: ("record inspections of station{}", "无权记录此站点的检查"),
+    Action.STATION_CONFIRM: ("confirm station{}", "无权确认此站点信息"),
+    Action.STALE_LIST: ("read the list of stale stations", "无权查看待核实站点清单"),
 }
 
 

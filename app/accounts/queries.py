@@ -70,16 +70,18 @@ def user_scope_sql(actor: Actor) -> tuple[str, dict[str, Any]]:
     )
 
 
-def session_user(conn: Connection, token_hash: str) -> RowMapping | None:
-    """The live account behind an unexpired session token."""
+def session_user(conn: Connection, token_hash: str, kind: str = "bearer") -> RowMapping | None:
+    """The live account behind an unexpired session token of this kind (a page's cookie
+    session never authenticates an API call, nor a bearer token a page)."""
     return (
         conn.execute(
             text(
                 f"SELECT s.id AS session_id, s.expires_at, {USER_COLUMNS} "
                 "FROM auth_sessions s JOIN users u ON u.id = s.user_id "
-                "WHERE s.token_hash = :h AND s.expires_at > now() AND u.removed_at IS NULL"
+                "WHERE s.token_hash = :h AND s.kind = :k AND s.expires_at > now() "
+                "AND u.removed_at IS NULL"
             ),
-            {"h": token_hash},
+            {"h": token_hash, "k": kind},
         )
         .mappings()
         .first()

@@ -78,6 +78,17 @@ def authenticate(conn: Connection, token: str | None, admin_token: str | None) -
     return actor_from_row(row, int(row["session_id"]))
 
 
+def authenticate_cookie(conn: Connection, token: str | None) -> Actor | None:
+    """The user of a page's cookie session (kind 'cookie'), or None when there is none or it
+    is wrong, expired or revoked. Only /manage pages call this: the JSON API stays
+    bearer-only, so a cookie (sent by the browser on its own) can never authorise an API
+    write, and cross-site forgery of pages is stopped by their CSRF field."""
+    if not token or len(token) > 200:
+        return None
+    row = queries.session_user(conn, digest(token), kind="cookie")
+    return None if row is None else actor_from_row(row, int(row["session_id"]))
+
+
 def issue_token(conn: Connection, user_id: int, ttl_s: int, kind: str = "bearer") -> dict[str, Any]:
     """A new session for a user: the token (shown once) and when it expires."""
     token = new_token()
@@ -94,10 +105,12 @@ def login(
     passwords: Passwords,
     throttle: LoginThrottle,
     ttl_s: int,
+    kind: str = "bearer",
 ) -> dict[str, Any]:
     """The OAuth2 password grant: a token for the right password, else one answer for an
     unknown user and a wrong password alike (after the same Argon2 work), throttled per
-    account and per client address."""
+    account and per client address. `kind="cookie"`: a session for the /manage pages (the
+    same table, TTL and throttle; it authenticates only those pages)."""
     name = username.strip().lower()
     throttle.check(name, address)
     row = queries.user_by_name(conn, name) if 0 < len(name) <= 40 else None
@@ -107,7 +120,7 @@ def login(
         raise UnauthorizedError(BAD_LOGIN, field="password")
     if rehashed is not None:
         queries.update_user(conn, int(row["id"]), {"password_hash": rehashed})
-    return issue_token(conn, int(row["id"]), ttl_s)
+    return issue_token(conn, int(row["id"]), ttl_s, kind)
 
 
 def logout(conn: Connection, actor: Actor) -> None:
@@ -413,9 +426,11 @@ def accept_invitation(
     passwords: Passwords,
     min_length: int,
     ttl_s: int,
+    kind: str = "bearer",
 ) -> tuple[RowMapping, dict[str, Any]]:
     """Create the invited account with the invitee's password; the code is then spent.
-    Returns the account and a first session token."""
+    Returns the account and a first session token (`kind="cookie"`: a /manage page
+    session)."""
     inv = queries.open_invitation(conn, digest(code)) if len(code) <= 100 else None
     if inv is None:
         raise NotFoundError(
@@ -457,4 +472,4 @@ def accept_invitation(
         f"invitation:{inv['id']}",
         {"user_id": user_id, "username": username, "role": inv["role"]},
     )
-    return user, issue_token(conn, user_id, ttl_s)
+    return user, issue_token(conn, user_id, ttl_s, kind)

@@ -52,6 +52,11 @@ async def get_report_limiter(request: Request) -> ReportLimiter:
     return limiter
 
 
+async def get_checkin_limiter(request: Request) -> ReportLimiter:
+    limiter: ReportLimiter = request.app.state.checkin_limiter
+    return limiter
+
+
 DbDep = Annotated[Database, Depends(get_db, scope="function")]
 
 
@@ -70,4 +75,5 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 NetworkDep = Annotated[NetworkState, Depends(get_network)]
 CoverageDep = Annotated[CoverageEngine, Depends(get_coverage)]
 ReportLimiterDep = Annotated[ReportLimiter, Depends(get_report_limiter)]
+CheckinLimiterDep = Annotated[ReportLimiter, Depends(get_checkin_limiter)]
 ConnDep = Annotated[Connection, Depends(get_conn, scope="function")]

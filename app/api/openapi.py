@@ -137,6 +137,23 @@ class NavigationLinks(_Closed):
     osm: str
 
 
+class Checkins(_Closed):
+    """Couriers' check-ins of the last 30 days."""
+
+    open: int = Field(description="'It was open when I got there'")
+    closed: int = Field(description="'It was closed when I got there'")
+    last_at: str | None = Field(description="The latest one (ISO 8601)")
+
+
+class Freshness(_Closed):
+    """How fresh a station's information is."""
+
+    confirmed_at: str | None = Field(description="Last confirmed by its people (ISO 8601)")
+    confirmed_days_ago: int | None = Field(description="Whole days since then; null: never")
+    stale: bool = Field(description="Never confirmed, or not for YIZHAN_STALE_DAYS days")
+    checkins: Checkins
+
+
 class StationInfo(_Open):
     """A station's properties as returned (`app/stations/service.py` `to_feature`)."""
 
@@ -150,6 +167,11 @@ class StationInfo(_Open):
     amenities: list[Annotated[str, _enum(AMENITY_CODES)]]
     opening_hours: str | None = Field(description="OpenStreetMap opening_hours syntax")
     status: str = _enum(STATUS_CODES)
+    status_reason: str | None = Field(description="Why the status (at most 200 characters)")
+    closed_until: str | None = Field(
+        description="temporarily_closed: the instant it reopens by itself (ISO 8601)"
+    )
+    duplicate_of: int | None = Field(description="duplicate: the id of the station that stays")
     open_now: bool | None = Field(description="null: opening hours unknown")
     next_change: str | None = Field(description="ISO 8601, in the station's time zone")
     next_change_label: Label
@@ -157,6 +179,8 @@ class StationInfo(_Open):
     capacity: int | None
     notes: str | None = Field(description="The manager's note to couriers")
     open_reports: int
+    level: int | None = Field(description="Star level 1-5 (set by inspections)")
+    freshness: Freshness
     source_crs: str = _enum(COORD_SYSTEMS)
     created_at: str
     updated_at: str
@@ -365,7 +389,143 @@ class Report(_Open):
     comment: str | None
     status: str = _enum(REPORT_STATUSES)
     created_at: str
-    station_open_reports: int
+    station_open_reports: int = Field(description="The station's unanswered reports now")
+    key: str = Field(
+        description="The courier's key to this report's status (shown only here): "
+        "GET /api/v1/reports/{id}?key=…"
+    )
+    status_url: str = Field(description="Where the courier reads the answer (with the key)")
+
+
+class ReportStatus(_Closed):
+    """A report's status and answer, for the courier holding its key."""
+
+    id: int
+    station_id: int
+    station_name: str
+    kind: str = _enum(REPORT_KINDS)
+    kind_label: Label
+    status: str = _enum(REPORT_STATUSES)
+    status_label: Label
+    note: str | None = Field(description="The station's answer: what was done, or why not")
+    created_at: str
+    answered_at: str | None
+
+
+class ReportItem(_Closed):
+    """A report as the station's people see it."""
+
+    id: int
+    station_id: int
+    station_name: str
+    kind: str = _enum(REPORT_KINDS)
+    kind_label: Label
+    comment: str | None = Field(description="The courier's words (plain text)")
+    status: str = _enum(REPORT_STATUSES)
+    status_label: Label
+    note: str | None
+    created_at: str
+    answered_at: str | None
+    answered_by: str | None
+    overdue: bool = Field(
+        description="Unanswered (open or acknowledged) for more than `escalate_days`"
+    )
+    station: Station | SkipJsonSchema[None] = Field(
+        default=None, description="PATCH only: the station after the edit made with the answer"
+    )
+
+
+class StationReports(_Closed):
+    """A station's reports, newest first."""
+
+    station_id: int
+    escalate_days: int
+    reports: list[ReportItem]
+    numberReturned: int
+
+
+class ReportQueue(_Closed):
+    """The reports about the stations in the caller's scope: overdue first, then newest."""
+
+    escalate_days: int
+    reports: list[ReportItem]
+    numberReturned: int
+    numberMatched: int
+    numberOverdue: int = Field(description="How many of the matching reports are overdue")
+
+
+class ChecklistItem(_Closed):
+    """One item of the inspection checklist (default: Zhejiang's "八有")."""
+
+    code: str
+    zh: str
+    en: str
+
+
+class ChecklistResult(_Closed):
+    """One checklist item as an inspection recorded it (null: not checked)."""
+
+    code: str
+    zh: str
+    en: str
+    ok: bool | None
+
+
+class Inspection(_Closed):
+    """An inspection of a station by its district union."""
+
+    id: int
+    station_id: int
+    inspected_on: str = Field(description="ISO date")
+    inspector: str
+    checklist: list[ChecklistResult]
+    passed: int = Field(description="Checklist items met")
+    findings: str | None
+    level: int | None = Field(description="Star level (1-5) set with this inspection")
+    created_at: str
+
+
+class InspectionList(_Closed):
+    """A station's inspections, newest first, with the checklist in force and its level."""
+
+    station_id: int
+    level: int | None
+    checklist: list[ChecklistItem]
+    inspections: list[Inspection]
+    numberReturned: int
+
+
+class CheckinResult(_Closed):
+    """A stored check-in and the station's check-ins of the last 30 days."""
+
+    station_id: int
+    outcome: str = _enum(("open", "closed"))
+    checkins: Checkins
+
+
+class StaleStation(_Closed):
+    """One row of the staleness (call) list."""
+
+    id: int
+    external_id: str
+    name: str
+    district_code: str | None
+    phone: str | None
+    status: str = _enum(STATUS_CODES)
+    confirmed_at: str | None
+    confirmed_days_ago: int | None
+    open_reports: int = Field(description="Unanswered (open or acknowledged)")
+    overdue_reports: int = Field(description="Unanswered for YIZHAN_REPORT_ESCALATE_DAYS days")
+
+
+class StaleList(_Closed):
+    """Stations not confirmed for `days` days, never confirmed first."""
+
+    days: int
+    report_escalate_days: int
+    stations: list[StaleStation]
+    numberReturned: int
+    numberMatched: int
 
 
 # --- travel times ----------------------------------------------------------------------------
@@ -548,13 +708,82 @@ class NotReady(_Open):
     detail: str
 
 
+class ImportRowError(_Open):
+    """What is wrong with one cell of an uploaded file (or why the caller may not import it)."""
+
+    row: int = Field(description="The spreadsheet row (header = row 1), or the feature's 1-based "
+                     "position in GeoJSON")  # fmt: skip
+    column: str = Field(description="The column's key, e.g. opening_hours")
+    header: str = Field(description="The column's Chinese header, e.g. 开放时间")
+    message: str
+    zh: str = Field(description="第 12 行 开放时间: …")
+    en: str = Field(description="row 12, opening_hours: …")
+
+
+class ImportDuplicate(_Open):
+    """A new row that looks like a station that exists (or an earlier row of the file)."""
+
+    row: int
+    external_id: str
+    name: str
+    resolution: str | None = Field(description="skip, confirmed, or null: not yet decided")
+    matches: list[dict[str, Any]] = Field(
+        description="reason nearby (within 50 m, similar name), external_id (the same id "
+        "spelled differently) or same_file, with the other station or row"
+    )
+
+
+class ImportChange(_Open):
+    """A row that changes a stored station: each field's [stored, new]."""
+
+    row: int
+    external_id: str
+    id: int
+    name: str
+    changes: dict[str, list[Any]]
+
+
+class ImportPreview(_Open):
+    """What a spreadsheet import does (dry run) or did (applied)."""
+
+    dry_run: bool
+    applied: bool
+    format: str = _enum(("xlsx", "csv", "geojson"))
+    coord_sys: str = _enum(COORD_SYSTEMS)
+    rows: int
+    counts: dict[str, int]
+    errors: list[ImportRowError]
+    refused: list[ImportRowError]
+    duplicates: list[ImportDuplicate]
+    new: list[dict[str, Any]]
+    changed: list[ImportChange]
+    skipped: list[str]
+    written: int | SkipJsonSchema[None] = Field(default=None, description="Rows written")
+
+
+class StationExport(_Open):
+    """The stations in your scope as a FeatureCollection with the template's properties."""
+
+    type: Literal["FeatureCollection"]
+    coord_sys: Literal["wgs84"]
+    features: list[Feature]
+
+
 MODELS: tuple[type[BaseModel], ...] = (
     Error,
     Station,
     StationCollection,
+    CheckinResult,
+    StaleList,
     AmenityList,
     Vocabulary,
     Report,
+    ReportStatus,
+    ReportItem,
+    StationReports,
+    ReportQueue,
+    Inspection,
+    InspectionList,
     IsochroneCollection,
     ServiceAreaCollection,
     District,
@@ -581,6 +810,8 @@ MODELS: tuple[type[BaseModel], ...] = (
     Token,
     Invitation,
     Accepted,
+    ImportPreview,
+    StationExport,
 )
 
 # --- responses= helpers ----------------------------------------------------------------------

@@ -105,8 +105,31 @@ def demo_load(
     ctx: typer.Context,
     path: Path = typer.Option(DEMO_FILE, help="Sample FeatureCollection"),
 ) -> None:
-    """Load (or refresh) the Wuhan sample stations — sample data, not real stations."""
-    _import(ctx, path)
+    """Load (or refresh) the Wuhan sample stations — sample data, not real stations. Stations
+    someone edited since the last load are kept as they are (their history says who)."""
+    from app.stations.importer import load_sample
+
+    settings = get_settings()
+    actor = _actor(ctx, settings)
+    engine = make_engine(settings)
+    try:
+        with console.status(f"validating and loading {path.name}…"):
+            n, kept = load_sample(engine, path, settings, actor=actor)
+    except DomainError as exc:
+        raise _fail(f"{exc.detail} — nothing was imported") from exc
+    finally:
+        engine.dispose()
+    console.print(
+        f"[green]loaded {n} sample stations from {path.name}[/] (one transaction, as {actor.name})"
+    )
+    if kept:
+        shown = ", ".join(kept[:10]) + (" …" if len(kept) > 10 else "")
+        console.print(
+            f"kept {len(kept)} stations edited since the last load, not overwritten "
+            f"(保留了 {len(kept)} 个已被修改的站点): {shown}"
+        )
+    else:
+        console.print("kept 0 stations: none was edited since the last load")
     hours_refresh()
 
 
@@ -167,9 +190,83 @@ def demo_accounts(
 
 
 @stations_cli.command("import")
-def stations_import(ctx: typer.Context, path: Path) -> None:
-    """Import a GeoJSON FeatureCollection of stations: all of it, or nothing."""
-    _import(ctx, path)
+def stations_import(
+    ctx: typer.Context,
+    path: Path,
+    dry_run: bool = typer.Option(False, help="Spreadsheets: only show what would change"),
+    coord_sys: str = typer.Option(
+        "wgs84", help="Spreadsheets: datum of rows without 坐标系 (wgs84, gcj02, bd09)"
+    ),
+    skip: str = typer.Option("", help="Spreadsheets: external ids to leave out, comma list"),
+    confirm_duplicates: bool = typer.Option(
+        False, help="Spreadsheets: import rows that look like existing stations anyway"
+    ),
+) -> None:
+    """Import stations: a GeoJSON FeatureCollection (the API's property names), or an XLSX or
+    CSV file in the template's columns (GET /api/v1/stations/template.xlsx) — all of it, or
+    nothing."""
+    from app.stations.importer import SHEET_SUFFIXES
+
+    if path.suffix.lower() not in SHEET_SUFFIXES:
+        _import(ctx, path)
+        return
+    if coord_sys not in ("wgs84", "gcj02", "bd09"):
+        raise _fail(f"coord_sys: must be wgs84, gcj02 or bd09, got {coord_sys!r}")
+    _import_sheet(ctx, path, dry_run, coord_sys, skip, confirm_duplicates)
+
+
+def _import_sheet(
+    ctx: typer.Context, path: Path, dry_run: bool, coord_sys: str, skip: str, confirm: bool
+) -> None:
+    from app.stations import exchange_service
+    from app.stations.importer import import_sheet
+
+    settings = get_settings()
+    actor = _actor(ctx, settings)
+    options = exchange_service.ImportOptions(
+        dry_run=dry_run,
+        coord_sys=coord_sys,
+        skip=exchange_service.parse_skip(skip),
+        confirm_duplicates=confirm,
+    )
+    engine = make_engine(settings)
+    try:
+        with console.status(f"validating {path.name}…"):
+            outcome = import_sheet(engine, path, settings, actor, options)
+    except DomainError as exc:
+        raise _fail(f"{exc.detail} — nothing was imported") from exc
+    finally:
+        engine.dispose()
+    preview = outcome.body.get("preview", outcome.body)
+    counts = preview["counts"]
+    out = Console()
+    for item in preview["errors"][:50] + preview["refused"][:50]:
+        out.print(f"[red]{item['zh']}[/]  ({item['en']})")
+    for dup in preview["duplicates"][:50]:
+        first = dup["matches"][0]
+        out.print(
+            f"[yellow]row {dup['row']} {dup['external_id']} {dup['name']}[/] looks like "
+            f"{first.get('external_id')} {first.get('name')} ({first['reason']}"
+            + (f", {first['distance_m']} m" if "distance_m" in first else "")
+            + f"): {dup['resolution'] or 'undecided — --skip it or --confirm-duplicates'}"
+        )
+    for ch in preview["changed"][:50]:
+        fields = "; ".join(f"{k}: {v[0]!r} → {v[1]!r}" for k, v in ch["changes"].items())
+        out.print(f"row {ch['row']} {ch['external_id']}: {fields}")
+    out.print(
+        f"{counts['new']} new, {counts['changed']} changed, {counts['unchanged']} unchanged, "
+        f"{counts['skipped']} skipped, {counts['errors']} errors, {counts['refused']} refused, "
+        f"{counts['unresolved_duplicates']} undecided duplicates"
+    )
+    if outcome.status != 200:
+        raise _fail(f"{outcome.body['detail']} — nothing was imported")
+    if dry_run:
+        console.print("[yellow]dry run: nothing was written[/]")
+    else:
+        console.print(
+            f"[green]imported {outcome.body['written']} stations from {path.name}[/] "
+            f"(one transaction, as {actor.name}, audited as import)"
+        )
 
 
 @hours_cli.command("refresh")

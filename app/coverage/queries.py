@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -26,18 +27,30 @@ class StationRows:
     opening_hours: list[str | None]
     district_code: list[str | None]
     fingerprint: str
+    #: The end of each station's temporary closure (None: none). `status` is already
+    #: `open` for a closure that ended before the read; this decides at an `open_at`.
+    closed_until: list[datetime | None] = field(default_factory=list)
+
+
+#: A station's status with a temporary closure that has ended by now read as `open`.
+_EFFECTIVE_STATUS = (
+    "CASE WHEN status = 'temporarily_closed' AND closed_until <= now() THEN 'open' ELSE status END"
+)
 
 
 def stations(conn: Connection) -> StationRows:
-    """Every station that is not permanently closed, and a fingerprint of the table.
+    """Every station couriers may use (open or temporarily closed: not planned, closed or a
+    duplicate), and a fingerprint of the table. A temporary closure that has ended by now
+    reads as status `open` (the station reopened by itself).
 
     The fingerprint covers every row's id and version (bumped by every edit, hours included)
     and the hours window, so any change to stations changes the coverage cache key.
     """
     rows = conn.execute(
         text(
-            "SELECT id, ST_X(geom), ST_Y(geom), name, status, opening_hours, district_code "
-            "FROM stations WHERE status <> 'closed' ORDER BY id"
+            "SELECT id, ST_X(geom), ST_Y(geom), name, "
+            f"{_EFFECTIVE_STATUS}, opening_hours, district_code, closed_until "
+            "FROM stations WHERE status IN ('open', 'temporarily_closed') ORDER BY id"
         )
     ).all()
     fp = stations_fingerprint(conn)
@@ -50,16 +63,21 @@ def stations(conn: Connection) -> StationRows:
         opening_hours=[r[5] for r in rows],
         district_code=[r[6] for r in rows],
         fingerprint=str(fp),
+        closed_until=[r[7] for r in rows],
     )
 
 
 def stations_fingerprint(conn: Connection) -> str:
-    """A digest of every station row's id and version (one aggregate, no rows fetched)."""
+    """A digest of every station row's id and version, and of which temporary closures have
+    ended by now (a station reopening by itself changes the key without a new version; one
+    aggregate, no rows fetched)."""
     return str(
         conn.execute(
             text(
                 "SELECT md5(count(*)::text || ':' || coalesce(string_agg(id::text || '.' || "
-                "version::text, ',' ORDER BY id), '')) FROM stations"
+                "version::text || CASE WHEN status = 'temporarily_closed' "
+                "AND closed_until <= now() THEN 'r' ELSE '' END, ',' ORDER BY id), '')) "
+                "FROM stations"
             )
         ).scalar_one()
     )

@@ -242,8 +242,15 @@ class Inputs:
     def key(self) -> str:
         """The run's identity (see `run_key`)."""
         closed = []
-        if self.params.open_at is not None:
+        at = self.params.open_at
+        if at is not None:
             closed = [e["id"] for e in self.open_mask[1] if e["reason"] == "closed_at_open_at"]
+            # a temporary closure decided otherwise at open_at than now: still closed then
+            # (the id), or already reopened then (minus the id)
+            st = self.stations
+            for i, until in enumerate(st.closed_until):
+                if until is not None and (st.status[i] == "open") != (until <= at):
+                    closed.append(int(st.ids[i]) if st.status[i] == "open" else -int(st.ids[i]))
         return run_key(
             stations=self.stations.fingerprint,
             network_version=self.network_version,
@@ -483,11 +490,16 @@ Progress = Callable[[str, int, int], None]
 
 
 def _station_open_mask(inputs: Inputs) -> tuple[NDArray[np.bool_], list[dict[str, Any]]]:
-    """Which stations serve in this run: status open, and at `open_at` (if given) open or of
-    unknown hours (counted as open and listed)."""
+    """Which stations serve in this run: status open (a temporary closure that has ended —
+    by now, or by `open_at` when given — counts as open), and at `open_at` (if given) open or
+    of unknown hours (counted as open and listed)."""
     st = inputs.stations
     at = inputs.params.open_at
     ok = np.array([s == "open" for s in st.status], dtype=bool)
+    if at is not None:
+        for i, until in enumerate(st.closed_until):
+            if until is not None:
+                ok[i] = until <= at
     excluded: list[dict[str, Any]] = []
     for i in np.flatnonzero(~ok).tolist():
         excluded.append({"id": int(st.ids[i]), "reason": "temporarily_closed"})

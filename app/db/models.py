@@ -202,7 +202,12 @@ class Report(Base):
         CheckConstraint(f"status IN ({sql_in_list(REPORT_STATUSES)})", name="status"),
         CheckConstraint("comment IS NULL OR char_length(comment) <= 500", name="comment"),
         CheckConstraint("note IS NULL OR char_length(note) <= 500", name="note"),
-        Index("ix_reports_station_open", "station_id", postgresql_where=text("status = 'open'")),
+        Index(
+            "ix_reports_station_open",
+            "station_id",
+            postgresql_where=text("status IN ('open', 'acknowledged')"),
+        ),
+        Index("ix_reports_station_time", "station_id", "created_at"),
         Index(
             "ix_reports_unanswered",
             "created_at",

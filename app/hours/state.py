@@ -2,8 +2,14 @@
 
 Rules:
 
-* A station whose `status` is not `open` (`temporarily_closed`, `closed`) is never open,
-  whatever its hours say; it has no next change (reopening is a status edit, not a schedule).
+* A station whose `status` is not `open` (`planned`, `temporarily_closed`, `closed`,
+  `duplicate`) is never open, whatever its hours say; it has no next change (reopening is a
+  status edit, not a schedule) — except a temporary closure with an end:
+* `temporarily_closed` with `closed_until` reopens by itself: from `closed_until` on (that
+  instant included) its opening hours apply as if it were `open`. Before it, it is closed and
+  its next change is the first instant at or after `closed_until` when it is no longer
+  closed: `closed_until` itself when its hours say open then (or are unknown), else the next
+  opening its hours give after it.
 * A station without `opening_hours` has an unknown state: `open_now` is None, not True — an
   outdoor worker must not walk to a door that may be shut. The same holds for a stored string
   that no longer validates (it is reported as unknown rather than failing the response).
@@ -43,6 +49,8 @@ class StationState:
     open_now: bool | None
     next_change: datetime | None
     reason: Reason
+    #: The end of a temporary closure still in force (None otherwise).
+    until: datetime | None = None
 
 
 def station_state(
@@ -51,14 +59,27 @@ def station_state(
     at: datetime,
     tz: str | ZoneInfo = DEFAULT_TZ,
     calendar: HolidayCalendar | None = None,
+    closed_until: datetime | None = None,
 ) -> StationState:
-    """The state of one station at `at` (aware). See the module docstring for the rules.
+    """The state of one station at `at` (aware). See the module docstring for the rules;
+    `closed_until` (aware) only counts with status `temporarily_closed`.
 
     Raises:
-        ValueError: naive `at` or unknown tz.
+        ValueError: naive `at` (or `closed_until`) or unknown tz.
     """
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"at must be a timezone-aware datetime, got naive {at!r}")
+    if status == "temporarily_closed" and closed_until is not None:
+        if closed_until.tzinfo is None or closed_until.utcoffset() is None:
+            raise ValueError(f"closed_until must be timezone-aware, got naive {closed_until!r}")
+        if closed_until <= at:
+            return station_state(opening_hours, "open", at, tz, calendar)
+        return StationState(
+            False,
+            _reopening(opening_hours, closed_until, tz, calendar),
+            Reason.TEMPORARILY_CLOSED,
+            closed_until,
+        )
     if status != "open":
         reason = Reason.TEMPORARILY_CLOSED if status == "temporarily_closed" else Reason.CLOSED
         return StationState(False, None, reason)
@@ -70,6 +91,19 @@ def station_state(
     except HoursError:
         return StationState(None, None, Reason.UNKNOWN_HOURS)
     return StationState(now_open, change, Reason.HOURS)
+
+
+def _reopening(
+    opening_hours: str | None,
+    closed_until: datetime,
+    tz: str | ZoneInfo,
+    calendar: HolidayCalendar | None,
+) -> datetime | None:
+    """The first instant from `closed_until` on when a reopening station is not closed."""
+    after = station_state(opening_hours, "open", closed_until, tz, calendar)
+    if after.open_now is False:
+        return after.next_change
+    return closed_until
 
 
 def _when(change: datetime, at: datetime) -> tuple[str, str]:
@@ -97,6 +131,12 @@ def _clock(change: datetime, at: datetime) -> str:
 
 def _label(state: StationState, at: datetime) -> dict[str, str]:
     if state.reason is Reason.TEMPORARILY_CLOSED:
+        if state.until is not None:
+            u = state.until
+            return {
+                "zh": f"暂停开放至 {u.month}月{u.day}日 {u:%H:%M}",
+                "en": f"temporarily closed until {u.day} {_EN_MONTHS[u.month - 1]} {u:%H:%M}",
+            }
         return {"zh": "暂停开放", "en": "temporarily closed"}
     if state.reason is Reason.CLOSED:
         return {"zh": "已关闭", "en": "closed permanently"}
@@ -126,7 +166,8 @@ def describe(state: StationState, at: datetime, tz: str | ZoneInfo = DEFAULT_TZ)
     tzinfo = zone(tz)
     local_at = at.astimezone(tzinfo)
     change = state.next_change.astimezone(tzinfo) if state.next_change else None
-    local_state = StationState(state.open_now, change, state.reason)
+    until = state.until.astimezone(tzinfo) if state.until else None
+    local_state = StationState(state.open_now, change, state.reason, until)
     return {
         "open_now": state.open_now,
         "next_change": change.isoformat() if change else None,

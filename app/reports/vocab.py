@@ -22,3 +22,9 @@ REPORT_STATUSES: tuple[str, ...] = tuple(t.code for t in STATUSES)
 OPEN_STATUSES: tuple[str, ...] = ("open", "acknowledged")
 #: Longest comment stored (characters); longer ones are rejected, not cut.
 MAX_COMMENT = 500
+#: Statuses a manager may answer with (a report goes open → acknowledged → resolved/rejected).
+ANSWER_STATUSES: tuple[str, ...] = ("acknowledged", "resolved", "rejected")
+#: Longest note a manager writes back (characters).
+MAX_NOTE = 500
+KIND_LABELS: dict[str, Term] = {t.code: t for t in KINDS}
+STATUS_LABELS: dict[str, Term] = {t.code: t for t in STATUSES}

@@ -17,13 +17,26 @@ from sqlalchemy.types import Text
 from app.accounts.policy import Scope
 from app.accounts.queries import station_scope_sql
 
+#: Check-ins count over this many days (`freshness.checkins`).
+CHECKIN_DAYS = 30
+
 #: Columns every station read returns (plus lon/lat split out of the geometry).
 COLUMNS = (
     "id, external_id, name, address, district_code, host_type, operator, access, amenities, "
     "opening_hours, status, phone, capacity, notes, source_crs, created_at, updated_at, version, "
     "ST_X(geom) AS lon, ST_Y(geom) AS lat, "
-    "(SELECT count(*) FROM reports r WHERE r.station_id = stations.id AND r.status = 'open') "
-    "AS open_reports"
+    "confirmed_at, closed_until, status_reason, duplicate_of, level, "
+    # The last 30 days' courier check-ins, one index range scan per returned row (evaluated
+    # after the sort and limit, like open_reports).
+    "(SELECT jsonb_build_object("
+    "'open', count(*) FILTER (WHERE c.outcome = 'open'), "
+    "'closed', count(*) FILTER (WHERE c.outcome = 'closed'), "
+    "'last_at', extract(epoch FROM max(c.created_at))) "
+    "FROM checkins c WHERE c.station_id = stations.id "
+    f"AND c.created_at > now() - interval '{CHECKIN_DAYS} days') AS checkins, "
+    # Unanswered reports: open or acknowledged (app/reports/vocab.py OPEN_STATUSES).
+    "(SELECT count(*) FROM reports r WHERE r.station_id = stations.id "
+    "AND r.status IN ('open', 'acknowledged')) AS open_reports"
 )
 
 #: Writable columns (geometry handled separately).
@@ -43,6 +56,20 @@ WRITABLE = (
     "notes",
     "source_crs",
     "open_intervals",
+    "closed_until",
+    "status_reason",
+    "duplicate_of",
+)
+
+#: What an edit (PATCH, revert) may set: the writable columns and the star level, which
+#: inspections and edits set but imports never overwrite.
+UPDATABLE = (*WRITABLE, "level")
+
+#: Whether a station is open for couriers at :open_at by status: open, or temporarily closed
+#: with a closure that has ended (its hours apply again).
+OPEN_STATUS_AT = (
+    "(status = 'open' OR (status = 'temporarily_closed' "
+    "AND closed_until <= CAST(:open_at AS timestamptz)))"
 )
 
 
@@ -85,6 +112,8 @@ class StationFilter:
     bbox: tuple[float, float, float, float] | None = None
     #: Only stations in an actor's editing scope ("my stations").
     scope: Scope | None = None
+    #: Only stations with at least this star level (1-5); unrated stations are left out.
+    level_min: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +162,11 @@ def _conditions(f: StationFilter) -> tuple[list[str], dict[str, Any]]:
         params["q"] = f.q
         params["q_like"] = like_pattern(f.q)
     if f.open_at is not None:
-        conds.append("status = 'open' AND open_intervals @> CAST(:open_at AS timestamptz)")
+        conds.append(f"{OPEN_STATUS_AT} AND open_intervals @> CAST(:open_at AS timestamptz)")
         params["open_at"] = f.open_at
+    if f.level_min is not None:
+        conds.append("level >= :level_min")
+        params["level_min"] = f.level_min
     if f.bbox is not None:
         conds.append("geom && ST_MakeEnvelope(:minlon, :minlat, :maxlon, :maxlat, 4326)")
         params.update(zip(("minlon", "minlat", "maxlon", "maxlat"), f.bbox, strict=True))
@@ -283,14 +315,18 @@ def update(
     changes: dict[str, Any],
     lon_lat: tuple[float, float] | None,
     expected_version: int | None,
+    confirm: bool = False,
 ) -> RowMapping | None:
-    """Apply changes; None when the id is unknown or the expected version no longer matches."""
-    sets = [f"{c} = {_ph(c)}" for c in WRITABLE if c in changes]
-    params: dict[str, Any] = {c: changes[c] for c in WRITABLE if c in changes}
+    """Apply changes (and, with `confirm`, mark the station confirmed now, in the same
+    statement); None when the id is unknown or the expected version no longer matches."""
+    sets = [f"{c} = {_ph(c)}" for c in UPDATABLE if c in changes]
+    params: dict[str, Any] = {c: changes[c] for c in UPDATABLE if c in changes}
     if lon_lat is not None:
         sets.append("geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)")
         params["lon"], params["lat"] = _pos(lon_lat[0]), _pos(lon_lat[1])
     sets += ["updated_at = now()", "version = version + 1"]
+    if confirm:
+        sets.append("confirmed_at = now()")
     where = "id = :id"
     params["id"] = station_id
     if expected_version is not None:
@@ -309,6 +345,7 @@ def change_amenities(
     remove: list[str],
     vocabulary: tuple[str, ...],
     expected_version: int | None,
+    confirm: bool = False,
 ) -> RowMapping | None:
     """Add and remove amenities in one statement (the row lock makes concurrent changes
     compose), keeping the vocabulary's order; None when the id (or version) does not match."""
@@ -322,7 +359,9 @@ def change_amenities(
         " SELECT v.code FROM unnest(CAST(:vocab AS text[])) WITH ORDINALITY AS v(code, i)"
         " WHERE (v.code = ANY(amenities) OR v.code = ANY(:add)) AND NOT v.code = ANY(:remove)"
         " ORDER BY v.i),"
-        f" updated_at = now(), version = version + 1 WHERE {where} RETURNING {COLUMNS}"
+        " updated_at = now(), version = version + 1"
+        + (", confirmed_at = now()" if confirm else "")
+        + f" WHERE {where} RETURNING {COLUMNS}"
     ).bindparams(
         bindparam("add", type_=_TEXT_ARRAY),
         bindparam("remove", type_=_TEXT_ARRAY),
@@ -352,12 +391,36 @@ def locked_ref(conn: Connection, station_id: int) -> RowMapping | None:
     (so the scope a write was allowed for cannot change before it lands)."""
     return (
         conn.execute(
-            text("SELECT id, district_code, version FROM stations WHERE id = :id FOR UPDATE"),
+            text(
+                "SELECT id, district_code, version, status, closed_until, duplicate_of "
+                "FROM stations WHERE id = :id FOR UPDATE"
+            ),
             {"id": station_id},
         )
         .mappings()
         .first()
     )
+
+
+def lifecycle_target(conn: Connection, station_id: int) -> RowMapping | None:
+    """id and status of a station a duplicate would point at, locked (so it cannot become a
+    duplicate itself or vanish before the pointer lands)."""
+    return (
+        conn.execute(
+            text("SELECT id, status FROM stations WHERE id = :id FOR SHARE"), {"id": station_id}
+        )
+        .mappings()
+        .first()
+    )
+
+
+def duplicates_of(conn: Connection, station_id: int, limit: int = 5) -> list[int]:
+    """Ids of stations marked as duplicates of this one (a few)."""
+    rows = conn.execute(
+        text("SELECT id FROM stations WHERE duplicate_of = :id ORDER BY id LIMIT :limit"),
+        {"id": station_id, "limit": limit},
+    )
+    return [int(r[0]) for r in rows]
 
 
 def refs_by_external_id(conn: Connection, external_ids: list[str]) -> dict[str, RowMapping]:
@@ -381,8 +444,8 @@ def insert_with_id(
     lat: float,
 ) -> RowMapping:
     """Re-create a deleted station under its old id and next version (a revert)."""
-    cols = ", ".join(WRITABLE)
-    vals = ", ".join(_ph(c) for c in WRITABLE)
+    cols = ", ".join(UPDATABLE)
+    vals = ", ".join(_ph(c) for c in UPDATABLE)
     stmt = text(
         f"INSERT INTO stations (id, version, {cols}, geom) "
         f"VALUES (:id, :version, {vals}, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)) "
@@ -390,6 +453,7 @@ def insert_with_id(
     ).bindparams(bindparam("amenities", type_=_TEXT_ARRAY))
     params = {
         **_values(props),
+        "level": props.get("level"),
         "id": station_id,
         "version": version,
         "lon": _pos(lon),
@@ -486,3 +550,193 @@ def decide_proposal(
         ),
         {"status": status, "by": by, "note": note, "id": proposal_id},
     )
+
+
+# --- freshness: confirmations, check-ins, the staleness list ---------------------------------
+
+
+def confirm(conn: Connection, station_id: int) -> RowMapping | None:
+    """Mark a station confirmed now (no version bump: a confirmation is not an edit, so an
+    editor holding the ETag is not disturbed, and the audit trigger writes no revision)."""
+    return (
+        conn.execute(
+            text(f"UPDATE stations SET confirmed_at = now() WHERE id = :id RETURNING {COLUMNS}"),
+            {"id": station_id},
+        )
+        .mappings()
+        .first()
+    )
+
+
+def insert_checkin(conn: Connection, station_id: int, outcome: str, client_key: str) -> None:
+    """Store one courier check-in."""
+    conn.execute(
+        text(
+            "INSERT INTO checkins (station_id, outcome, client_key) VALUES (:sid, :outcome, :key)"
+        ),
+        {"sid": station_id, "outcome": outcome, "key": client_key},
+    )
+
+
+def checkin_counts(conn: Connection, station_id: int) -> dict[str, Any]:
+    """The station's check-ins of the last CHECKIN_DAYS days (the `checkins` column's shape)."""
+    value = conn.execute(
+        text(
+            "SELECT jsonb_build_object("
+            "'open', count(*) FILTER (WHERE c.outcome = 'open'), "
+            "'closed', count(*) FILTER (WHERE c.outcome = 'closed'), "
+            "'last_at', extract(epoch FROM max(c.created_at))) "
+            "FROM checkins c WHERE c.station_id = :sid "
+            f"AND c.created_at > now() - interval '{CHECKIN_DAYS} days'"
+        ),
+        {"sid": station_id},
+    ).scalar_one()
+    return dict(value)
+
+
+def stale(
+    conn: Connection,
+    scope: Scope,
+    days: int,
+    escalate_days: int,
+    open_statuses: tuple[str, ...],
+    limit: int,
+) -> tuple[list[RowMapping], int]:
+    """Stations in `scope` not confirmed for `days` days (never confirmed first, then the
+    oldest confirmation), with their unanswered and overdue report counts; and how many in
+    all. Courier-visible and planned stations only: closed and duplicate ones need no call."""
+    cond, params = station_scope_sql(scope, alias="s")
+    params.update(days=days, esc=escalate_days, open_statuses=list(open_statuses))
+    where = (
+        f"{cond} AND s.status IN ('planned', 'open', 'temporarily_closed') "
+        "AND (s.confirmed_at IS NULL "
+        "OR s.confirmed_at < now() - make_interval(days => CAST(:days AS integer)))"
+    )
+    rows = conn.execute(
+        text(
+            "SELECT s.id, s.external_id, s.name, s.district_code, s.phone, s.status, "
+            "s.confirmed_at, "
+            "(SELECT count(*) FROM reports r WHERE r.station_id = s.id "
+            "AND r.status = ANY(:open_statuses)) AS open_reports, "
+            "(SELECT count(*) FROM reports r WHERE r.station_id = s.id "
+            "AND r.status = ANY(:open_statuses) "
+            "AND r.created_at < now() - make_interval(days => CAST(:esc AS integer))) "
+            "AS overdue_reports "
+            f"FROM stations s WHERE {where} "
+            "ORDER BY s.confirmed_at ASC NULLS FIRST, s.id LIMIT :limit"
+        ).bindparams(bindparam("open_statuses", type_=_TEXT_ARRAY)),
+        {**params, "limit": limit},
+    ).mappings()
+    total = conn.execute(
+        text(f"SELECT count(*) FROM stations s WHERE {where}"),
+        {k: v for k, v in params.items() if k not in ("open_statuses", "esc")},
+    ).scalar_one()
+    return list(rows), int(total)
+
+
+# --- spreadsheets: import previews, exports, the demo loader -----------------------------------
+
+#: The columns a spreadsheet row compares and exports (no derived or bookkeeping columns).
+EXCHANGE_COLUMNS = (
+    "id, external_id, name, address, district_code, host_type, operator, access, amenities, "
+    "opening_hours, status, phone, capacity, notes, ST_X(geom) AS lon, ST_Y(geom) AS lat, "
+    "closed_until, status_reason, duplicate_of"
+)
+
+
+def exchange_rows_by_external_id(
+    conn: Connection, external_ids: list[str], lock: bool = False
+) -> dict[str, RowMapping]:
+    """The stored stations among `external_ids` (optionally locked until the transaction
+    ends), keyed by external_id."""
+    rows = conn.execute(
+        text(
+            f"SELECT {EXCHANGE_COLUMNS} FROM stations "
+            "WHERE external_id = ANY(CAST(:ids AS text[]))" + (" FOR UPDATE" if lock else "")
+        ),
+        {"ids": external_ids},
+    ).mappings()
+    return {r["external_id"]: r for r in rows}
+
+
+def stations_near(
+    conn: Connection, points: list[tuple[int, float, float]], radius_m: float
+) -> list[RowMapping]:
+    """Stations within `radius_m` geodesic metres of each (key, lon, lat) point: rows of
+    key, id, external_id, name, district_code, distance_m (one query, the geography index)."""
+    if not points:
+        return []
+    return list(
+        conn.execute(
+            text(
+                "SELECT p.k AS key, s.id, s.external_id, s.name, s.district_code, "
+                "ST_Distance(s.geom::geography, p.g) AS distance_m "
+                "FROM (SELECT k, CAST(ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geography) AS g "
+                "      FROM unnest(CAST(:keys AS bigint[]), CAST(:lons AS float8[]), "
+                "                  CAST(:lats AS float8[])) AS u(k, lon, lat)) p "
+                "JOIN stations s ON ST_DWithin(s.geom::geography, p.g, :r) "
+                "ORDER BY p.k, distance_m, s.id"
+            ),
+            {
+                "keys": [k for k, _, _ in points],
+                "lons": [_pos(lon) for _, lon, _ in points],
+                "lats": [_pos(lat) for _, _, lat in points],
+                "r": radius_m,
+            },
+        ).mappings()
+    )
+
+
+#: An external_id folded for comparison: lower case, letters and digits only.
+_FOLDED_ID = "lower(regexp_replace(external_id, '[^A-Za-z0-9]', '', 'g'))"
+
+
+def stations_by_folded_external_id(conn: Connection, folded: list[str]) -> list[RowMapping]:
+    """Stations whose folded external_id (lower case, letters and digits) is among `folded`."""
+    if not folded:
+        return []
+    return list(
+        conn.execute(
+            text(
+                f"SELECT id, external_id, name, district_code, {_FOLDED_ID} AS folded "
+                f"FROM stations WHERE {_FOLDED_ID} = ANY(CAST(:f AS text[]))"
+            ),
+            {"f": folded},
+        ).mappings()
+    )
+
+
+def exchange_rows(conn: Connection, scope: Scope) -> list[RowMapping]:
+    """Every station of `scope` (applied in SQL), ordered by id, for an export."""
+    cond, params = station_scope_sql(scope)
+    return list(
+        conn.execute(
+            text(f"SELECT {EXCHANGE_COLUMNS} FROM stations WHERE {cond} ORDER BY id"), params
+        ).mappings()
+    )
+
+
+def edited_by_others(conn: Connection, external_ids: list[str], kind: str, name: str) -> set[str]:
+    """Which of `external_ids` a person changed last — a live station, or one that once
+    carried the id (since renamed or deleted), whose newest revision is neither the
+    system's (imports, district re-assignment) nor the loader's own (`kind`, `name` through
+    channel `import`)."""
+    rows = conn.execute(
+        text(
+            "WITH cand AS ("
+            "  SELECT id AS station_id, external_id AS ext FROM stations "
+            "  WHERE external_id = ANY(CAST(:ids AS text[])) "
+            "  UNION "
+            "  SELECT DISTINCT station_id, snapshot->>'external_id' FROM station_revisions "
+            "  WHERE snapshot->>'external_id' = ANY(CAST(:ids AS text[]))"
+            ") "
+            "SELECT DISTINCT c.ext FROM cand c "
+            "JOIN LATERAL (SELECT actor_kind, actor_name, channel FROM station_revisions r "
+            "              WHERE r.station_id = c.station_id ORDER BY r.id DESC LIMIT 1) last "
+            "ON TRUE "
+            "WHERE last.actor_kind <> 'system' AND NOT (last.actor_kind = :kind "
+            "      AND last.actor_name = :name AND last.channel = 'import')"
+        ),
+        {"ids": external_ids, "kind": kind, "name": name},
+    ).scalars()
+    return set(rows)

@@ -12,17 +12,21 @@ from sqlalchemy.engine import Connection, RowMapping
 from starlette.concurrency import run_in_threadpool
 
 from app.accounts.policy import station_scope
-from app.api.deps import ConnDep, DbDep, NetworkDep, SettingsDep
+from app.api.deps import CheckinLimiterDep, ConnDep, DbDep, NetworkDep, SettingsDep
 from app.api.openapi import (
     GEOJSON,
     JSON_BODY,
     WRITE,
     AmenityList,
+    CheckinResult,
     History,
+    ImportPreview,
     Proposal,
     ProposalList,
+    StaleList,
     Station,
     StationCollection,
+    StationExport,
     Vocabulary,
     body,
     empty,
@@ -39,16 +43,18 @@ from app.api.params import (
     StrictInteger,
 )
 from app.api.responses import GeoJSONResponse, JSONBytesResponse, dumps
-from app.api.security import ActorDep
+from app.api.security import ActorDep, BriefActorDep
 from app.errors import InvalidInputError, PreconditionRequiredError
+from app.exchange import csvsafe
 from app.geo import coords
 from app.geo.coords import CoordSys
 from app.hours import store as hours_store
 from app.network import service as network_service
 from app.network.service import NetworkState
 from app.network.travel import Mode
+from app.reports.service import client_key
 from app.reports.vocab import KINDS as REPORT_KINDS_TERMS
-from app.stations import queries, service
+from app.stations import exchange_service, queries, service
 from app.stations.schemas import (
     AmenityChange,
     NoNulText,
@@ -164,11 +170,20 @@ AccessQ = Annotated[
     str | None, Query(max_length=200, description="comma list: outdoor_workers,drivers_only,public")
 ]
 StatusQ = Annotated[
-    str | None, Query(max_length=200, description="comma list: open,temporarily_closed,closed")
+    str | None,
+    Query(
+        max_length=200,
+        description="comma list: planned,open,temporarily_closed,closed,duplicate",
+    ),
 ]
 SearchQ = Annotated[
     str | None,
     Query(description="substring of the name or address, Chinese or Latin (1-50 characters)"),
+]
+LevelMinQ = Annotated[
+    int | None,
+    StrictInteger,
+    Query(ge=1, le=5, description="Only stations rated at least this many stars (1-5)"),
 ]
 
 
@@ -223,6 +238,7 @@ async def nearest(
     status: StatusQ = None,
     q: SearchQ = None,
     district: DistrictQ = None,
+    level_min: LevelMinQ = None,
     open_now: OpenNowQ = False,
     open_at: OpenAtQ = None,
     coord_sys: CoordSysQ = "wgs84",
@@ -246,6 +262,7 @@ async def nearest(
                 k=k,
                 radius_m=radius_m,
                 open_at=when if (open_now or open_at) else None,
+                level_min=level_min,
                 **filters,
             )
             minutes: dict[int, float] = {}
@@ -288,6 +305,7 @@ def list_stations(
     amenities: AmenitiesQ = None,
     access: AccessQ = None,
     status: StatusQ = None,
+    level_min: LevelMinQ = None,
     open_now: OpenNowQ = False,
     open_at: OpenAtQ = None,
     coord_sys: CoordSysQ = "wgs84",
@@ -305,6 +323,7 @@ def list_stations(
     flt = queries.StationFilter(
         bbox=box,
         open_at=when if (open_now or open_at) else None,
+        level_min=level_min,
         **_filter_args(amenities, access, status, q, district, ()),
     )
     rows, total = queries.page(conn, flt, limit, offset)
@@ -447,8 +466,11 @@ def get_station(
     summary="Change some properties and/or the position (If-Match: the version you read, or *)",
     description=(
         "Admins: any field. District admins: stations in their districts, moved only within "
-        "them. Managers: their stations' amenities, opening_hours, status, phone, capacity "
-        "and notes; any other field (or the geometry: propose it instead) is 403 naming it."
+        "them. Managers: their stations' amenities, opening_hours, status (with closed_until "
+        "and status_reason), phone, capacity and notes; any other field (level, duplicate_of, "
+        "or the geometry: propose it instead) is 403 naming it. closed_until only with status "
+        "temporarily_closed, duplicate_of (required) only with duplicate; another status clears "
+        "them and the old status_reason. An edit by an account also confirms the station."
     ),
     response_class=GeoJSONResponse,
     responses=body(Station, media=GEOJSON, **_ETAG) | errors(*WRITE, *JSON_BODY, 404, 412, 428),
@@ -675,3 +697,304 @@ def reject_proposal(
     note = decision.note if decision else None
     row = service.decide_proposal(conn, actor, proposal_id, False, note)
     return JSONBytesResponse(service.proposal_json(row, coord_sys))
+
+
+# --- freshness: confirmations, check-ins, the staleness list ---------------------------------
+
+
+@router.post(
+    "/stations/{station_id:int}/confirm",
+    summary="Confirm the station's information is still correct (its managers, district "
+    "admins in scope, admins)",
+    description=(
+        "Sets `freshness.confirmed_at` to now without changing the version (an editor's ETag "
+        "stays valid); recorded as the audit event `station.confirm`. Any edit by an account "
+        "confirms too."
+    ),
+    response_class=GeoJSONResponse,
+    responses=body(Station, media=GEOJSON, **_ETAG) | errors(*WRITE, 404),
+)
+def confirm_station(
+    settings: SettingsDep,
+    conn: ConnDep,
+    actor: ActorDep,
+    station_id: StationId,
+    coord_sys: CoordSysQ = "wgs84",
+) -> GeoJSONResponse:
+    row = service.confirm_station(conn, actor, station_id)
+    ctx = service.FeatureContext.build(settings, conn, None, coord_sys)
+    return GeoJSONResponse(service.to_feature(row, ctx), headers={"ETag": _etag(row["version"])})
+
+
+class CheckinIn(BaseModel):
+    """What a courier found: the station open or closed when they got there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["open", "closed"]
+
+
+@router.post(
+    "/stations/{station_id:int}/checkins",
+    status_code=201,
+    summary="Say whether the station was open when you got there (public; rate-limited per "
+    "client address)",
+    responses=body(CheckinResult, status=201, description="Stored")
+    | errors(400, 404, 409, 413, 422, 429, 503),
+    tags=["reports"],
+)
+def check_in(
+    request: Request,
+    settings: SettingsDep,
+    limiter: CheckinLimiterDep,
+    conn: ConnDep,
+    station_id: StationId,
+    checkin: CheckinIn,
+) -> JSONBytesResponse:
+    address = request.client.host if request.client else "unknown"
+    key = client_key(address, settings.report_salt.get_secret_value())
+    result = service.check_in(conn, station_id, checkin.outcome, key, limiter)
+    return JSONBytesResponse(result, status_code=201)
+
+
+def _stale_responses() -> dict[int | str, dict[str, Any]]:
+    """200 as JSON (StaleList) or, with `format=csv`, the call list as CSV."""
+    ok = body(
+        StaleList,
+        description="The list (JSON), or with `format=csv` the call list: "
+        "UTF-8 with BOM, Chinese headers, formula-safe",
+    )
+    ok[200]["content"]["text/csv"] = {"schema": {"type": "string"}}
+    return ok
+
+
+@router.get(
+    "/stations/stale",
+    summary="Stations not confirmed for `days` days, with unanswered and overdue reports "
+    "(district admins: their districts; admins); `format=csv` for a call list",
+    responses=_stale_responses() | errors(401, 403, 422, 503),
+)
+def stale_stations(
+    settings: SettingsDep,
+    conn: ConnDep,
+    actor: ActorDep,
+    days: Annotated[
+        int | None,
+        StrictInteger,
+        Query(
+            ge=0,
+            le=3650,
+            description="Not confirmed for this many days (default: YIZHAN_STALE_DAYS)",
+        ),
+    ] = None,
+    format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
+    limit: Annotated[int, StrictInteger, Query(ge=1, le=10_000)] = 1000,
+) -> Response:
+    result = service.stale_stations(
+        conn,
+        actor,
+        settings.stale_days if days is None else days,
+        settings.report_escalate_days,
+        limit,
+    )
+    if format == "json":
+        return JSONBytesResponse(result)
+    return Response(
+        csvsafe.write_rows(
+            ([item[k] for k, _ in service.STALE_COLUMNS] for item in result["stations"]),
+            header=[zh for _, zh in service.STALE_COLUMNS],
+        ),
+        media_type=csvsafe.MEDIA_TYPE,
+        headers=csvsafe.attachment("stale-stations.csv"),
+    )
+
+
+# --- spreadsheets: the template, import (dry run, apply), exports --------------------------------
+
+#: Uploads: the body-size middleware allows this (method, path) `YIZHAN_MAX_UPLOAD_BYTES`
+#: (20 MiB) instead of the 64 KiB of every other request (app/main.py).
+IMPORT_METHOD = "POST"
+IMPORT_PATH = "/api/v1/stations/import"
+
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def _download(media: str, what: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {
+            "description": what,
+            "content": {media: {"schema": _BINARY if media == _XLSX else {"type": "string"}}},
+            "headers": {
+                "Content-Disposition": {
+                    "description": "attachment; filename=…",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            },
+        }
+    }
+
+
+@router.get(
+    "/stations/template.xlsx",
+    summary="The import template: XLSX with Chinese headers, drop-downs and a sheet "
+    "explaining each column (zh/en)",
+    response_class=Response,
+    responses=_download(_XLSX, "The template workbook") | errors(503),
+)
+def import_template_xlsx() -> Response:
+    return Response(
+        exchange_service.template_xlsx(),
+        media_type=_XLSX,
+        headers=csvsafe.attachment("yizhan-stations-template.xlsx"),
+    )
+
+
+@router.get(
+    "/stations/template.csv",
+    summary="The import template as CSV (the header line; UTF-8 with BOM)",
+    response_class=Response,
+    responses=_download("text/csv", "The template's header line") | errors(503),
+)
+def import_template_csv() -> Response:
+    return Response(
+        exchange_service.template_csv(),
+        media_type=csvsafe.MEDIA_TYPE,
+        headers=csvsafe.attachment("yizhan-stations-template.csv"),
+    )
+
+
+_IMPORT_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {**_BINARY, "description": ".xlsx, .csv or .geojson"}},
+                "required": ["file"],
+            }
+        },
+        _XLSX: {"schema": _BINARY},
+        "text/csv": {
+            "schema": {
+                "type": "string",
+                "description": "The template's columns (UTF-8, with or without BOM, or GBK)",
+            }
+        },
+        "application/geo+json": {
+            "schema": {
+                "type": "object",
+                "description": "FeatureCollection of Points; properties by the API's names",
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/stations/import",
+    summary="Import stations from XLSX, CSV or GeoJSON: a dry run previews (per-row errors, "
+    "new / changed / unchanged, likely duplicates); applying writes all of it or nothing "
+    "(admins; district admins within their districts)",
+    openapi_extra={"requestBody": _IMPORT_BODY},
+    responses=body(ImportPreview, description="The preview (dry run) or what was written")
+    | errors(*WRITE, 400, 415),
+)
+async def import_stations(
+    request: Request,
+    settings: SettingsDep,
+    db: DbDep,
+    actor: BriefActorDep,
+    dry_run: Annotated[bool, Query(description="true: only preview; false: apply")] = True,
+    coord_sys: Annotated[
+        CoordSys,
+        Query(description="Datum of rows whose 坐标系 column is empty: wgs84, gcj02 or bd09"),
+    ] = "wgs84",
+    skip: Annotated[
+        str | None,
+        Query(max_length=4000, description="External ids of rows to leave out, comma list"),
+    ] = None,
+    confirm_duplicates: Annotated[
+        bool, Query(description="Import rows that look like existing stations anyway")
+    ] = False,
+) -> JSONBytesResponse:
+    # The caller is checked before the body is read (there is no body parameter).
+    exchange_service.check_may_import(actor)
+    media = request.headers.get("content-type") or ""
+    filename: str | None = None
+    if media.lower().startswith("multipart/form-data"):
+        async with request.form(max_files=1, max_fields=10) as form:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise InvalidInputError(
+                    "file: send the file as the multipart field `file` (缺少文件)", field="file"
+                )
+            data = await upload.read()
+            filename, media = upload.filename, upload.content_type or ""
+    else:
+        data = await request.body()
+    options = exchange_service.ImportOptions(
+        dry_run=dry_run,
+        coord_sys=coord_sys,
+        skip=exchange_service.parse_skip(skip),
+        confirm_duplicates=confirm_duplicates,
+    )
+
+    def work() -> exchange_service.Outcome:
+        parsed = exchange_service.read_file(data, media, filename, coord_sys)  # before writing
+        with db.read() if dry_run else db.write() as conn:
+            ctx = service.FeatureContext.build(settings, conn, None, "wgs84")
+            return exchange_service.run_import(conn, actor, parsed, options, ctx)
+
+    outcome = await run_in_threadpool(work)
+    return JSONBytesResponse(outcome.body, status_code=outcome.status)
+
+
+def _export_name(suffix: str) -> dict[str, str]:
+    return csvsafe.attachment(f"{exchange_service.EXPORT_NAME}.{suffix}")
+
+
+@router.get(
+    "/me/stations/export.xlsx",
+    summary="The stations you may edit as XLSX in the template's columns (admins: all)",
+    response_class=Response,
+    responses=_download(_XLSX, "The workbook") | errors(401, 503),
+)
+def export_xlsx(conn: ConnDep, actor: ActorDep) -> Response:
+    rows = exchange_service.export_rows(conn, actor)
+    return Response(
+        exchange_service.export_xlsx(rows), media_type=_XLSX, headers=_export_name("xlsx")
+    )
+
+
+@router.get(
+    "/me/stations/export.csv",
+    summary="The stations you may edit as CSV in the template's columns (formula-safe)",
+    response_class=Response,
+    responses=_download("text/csv", "UTF-8 CSV with BOM") | errors(401, 503),
+)
+def export_csv(conn: ConnDep, actor: ActorDep) -> Response:
+    rows = exchange_service.export_rows(conn, actor)
+    return Response(
+        exchange_service.export_csv(rows),
+        media_type=csvsafe.MEDIA_TYPE,
+        headers=_export_name("csv"),
+    )
+
+
+@router.get(
+    "/me/stations/export.geojson",
+    summary="The stations you may edit as GeoJSON with the template's properties",
+    response_class=GeoJSONResponse,
+    responses=body(
+        StationExport,
+        media=GEOJSON,
+        headers={"Content-Disposition": "attachment; filename=…"},
+        required_headers=("Content-Disposition",),
+    )
+    | errors(401, 503),
+)
+def export_geojson(conn: ConnDep, actor: ActorDep) -> GeoJSONResponse:
+    rows = exchange_service.export_rows(conn, actor)
+    return GeoJSONResponse(exchange_service.export_geojson(rows), headers=_export_name("geojson"))

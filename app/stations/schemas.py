@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -64,6 +65,17 @@ NotesText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000), NoNulText
 ]
 Capacity = Annotated[int, JsonNumber, Field(ge=0, le=100_000)]
+#: The end of a temporary closure: an ISO 8601 instant with its UTC offset.
+ClosedUntil = Annotated[
+    AwareDatetime,
+    Field(description="ISO 8601 instant with offset; only with status temporarily_closed"),
+]
+StationIdRef = Annotated[
+    int,
+    JsonNumber,
+    Field(ge=1, le=2**62, description="The station that stays; only with status duplicate"),
+]
+Level = Annotated[int, JsonNumber, Field(ge=1, le=5, description="Star level 1-5")]
 
 
 def check_lon_lat(lon: float, lat: float) -> None:
@@ -166,6 +178,9 @@ class StationProperties(_PropertyChecks):
     phone: Annotated[str, Field(pattern=PHONE_RE)] | None = None
     capacity: Capacity | None = None
     notes: NotesText | None = None
+    closed_until: ClosedUntil | None = None
+    status_reason: ShortText | None = None
+    duplicate_of: StationIdRef | None = None
 
 
 PATCH_REQUIRED: frozenset[str] = frozenset(
@@ -189,6 +204,10 @@ class StationPatchProperties(_PropertyChecks):
     phone: Annotated[str, Field(pattern=PHONE_RE)] | None = None
     capacity: Capacity | None = None
     notes: NotesText | None = None
+    closed_until: ClosedUntil | None = None
+    status_reason: ShortText | None = None
+    duplicate_of: StationIdRef | None = None
+    level: Level | None = None
 
     #: Fields that may not be cleared with null. A ClassVar: an annotated class attribute
     #: would be a field a client could send (`"REQUIRED": []`), switching this guard off.

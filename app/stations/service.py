@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any, NoReturn
 
@@ -30,6 +30,7 @@ from app.geo.links import navigation_links
 from app.hours import describe, evaluate, station_state
 from app.hours import store as hours_store
 from app.hours.calendar import HolidayCalendar
+from app.reports.vocab import OPEN_STATUSES
 from app.stations import queries
 from app.stations.schemas import AmenityChange, StationFeatureIn, StationFeaturePatch
 from app.stations.vocab import AMENITY_CODES
@@ -53,8 +54,14 @@ def translated_db_errors() -> Iterator[None]:
                 ) from exc
             raise ConflictError(f"duplicate value violates {constraint}") from exc
         if isinstance(orig, pg_errors.CheckViolation):
-            field = constraint.removeprefix("ck_stations_") or "body"
-            raise InvalidInputError(f"{field}: value not allowed", field=field) from exc
+            name = constraint.removeprefix("ck_stations_") or "body"
+            raise InvalidInputError(f"{name}: value not allowed", field=name) from exc
+        if isinstance(orig, pg_errors.ForeignKeyViolation) and "duplicate_of" in constraint:
+            raise ConflictError(
+                "duplicate_of: the station that stays was deleted, or this station is the one "
+                "that stays for duplicates (其他重复站点指向此站点)",
+                field="duplicate_of",
+            ) from exc
         raise
     except DBAPIError as exc:
         if isinstance(exc.orig, pg_errors.DataError | pg_errors.NumericValueOutOfRange):
@@ -72,6 +79,9 @@ class FeatureContext:
     tz: str
     calendar: HolidayCalendar
     window: tuple[datetime, datetime] | None
+    #: Freshness: a station not confirmed for this many days is stale, as of `now`.
+    stale_days: int = 90
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @classmethod
     def build(
@@ -84,6 +94,7 @@ class FeatureContext:
             tz=settings.time_zone,
             calendar=calendar,
             window=window,
+            stale_days=settings.stale_days,
         )
 
     def collection_members(self) -> dict[str, Any]:
@@ -92,20 +103,66 @@ class FeatureContext:
 
 
 def _state(
-    hours: str | None, status: str, at: datetime, tz: str, calendar: HolidayCalendar
+    hours: str | None,
+    status: str,
+    at: datetime,
+    tz: str,
+    calendar: HolidayCalendar,
+    closed_until: datetime | None = None,
 ) -> dict[str, Any]:
     """open_now / next change of a station. Opening hours have minute resolution, so the state
     is the same all through a minute: memoised per (hours, status, minute) — exact, and it
-    makes a page of stations sharing a few hour strings cost a few evaluations."""
+    makes a page of stations sharing a few hour strings cost a few evaluations. A closure end
+    (any second) is applied here against the exact instant: once it has passed the station
+    is `open` by status, before it the minute's state is closed throughout."""
+    if status == "temporarily_closed" and closed_until is not None and closed_until <= at:
+        status, closed_until = "open", None
+    elif status != "temporarily_closed":
+        closed_until = None
     minute = at.replace(second=0, microsecond=0)
-    return _state_at_minute(hours, status, minute, tz, calendar)
+    return _state_at_minute(hours, status, minute, tz, calendar, closed_until)
 
 
 @lru_cache(maxsize=8192)
 def _state_at_minute(
-    hours: str | None, status: str, minute: datetime, tz: str, calendar: HolidayCalendar
+    hours: str | None,
+    status: str,
+    minute: datetime,
+    tz: str,
+    calendar: HolidayCalendar,
+    closed_until: datetime | None = None,
 ) -> dict[str, Any]:
-    return describe(station_state(hours, status, minute, tz, calendar), minute, tz)
+    state = station_state(hours, status, minute, tz, calendar, closed_until)
+    return describe(state, minute, tz)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def freshness(row: RowMapping, ctx: FeatureContext) -> dict[str, Any]:
+    """How fresh a station's information is: when its people last confirmed it (days ago,
+    whole days rounded down), whether that is older than `stale_days` (or never), and the
+    last 30 days' courier check-ins."""
+    confirmed: datetime | None = row["confirmed_at"]
+    days = None
+    stale = True
+    if confirmed is not None:
+        age = ctx.now - confirmed
+        days = max(0, age.days)
+        stale = age > timedelta(days=ctx.stale_days)
+    counts = row["checkins"] or {}
+    last = counts.get("last_at")
+    return {
+        "confirmed_at": _iso(confirmed),
+        "confirmed_days_ago": days,
+        "stale": stale,
+        "checkins": {
+            "open": int(counts.get("open") or 0),
+            "closed": int(counts.get("closed") or 0),
+            "last_at": _iso(datetime.fromtimestamp(float(last), UTC)) if last else None,
+        },
+    }
 
 
 def to_feature(
@@ -125,11 +182,23 @@ def to_feature(
         "amenities": list(row["amenities"]),
         "opening_hours": row["opening_hours"],
         "status": row["status"],
-        **_state(row["opening_hours"], row["status"], ctx.at, ctx.tz, ctx.calendar),
+        "status_reason": row["status_reason"],
+        "closed_until": _iso(row["closed_until"]),
+        "duplicate_of": row["duplicate_of"],
+        **_state(
+            row["opening_hours"],
+            row["status"],
+            ctx.at,
+            ctx.tz,
+            ctx.calendar,
+            row["closed_until"],
+        ),
         "phone": row["phone"],
         "capacity": row["capacity"],
         "notes": row["notes"],
         "open_reports": row["open_reports"],
+        "level": row["level"],
+        "freshness": freshness(row, ctx),
         "source_crs": row["source_crs"],
         "created_at": row["created_at"].isoformat(),
         "updated_at": row["updated_at"].isoformat(),
@@ -188,6 +257,75 @@ def _locked(conn: Connection, station_id: int) -> StationRef:
     return StationRef(int(row["id"]), row["district_code"])
 
 
+def _lifecycle(
+    conn: Connection,
+    station_id: int | None,
+    current: RowMapping | None,
+    changes: dict[str, Any],
+) -> None:
+    """Check a write's status, closure end and duplicate pointer together, completing
+    `changes` (in place) with what a status change clears: `closed_until` only with
+    `temporarily_closed`, `duplicate_of` (required) only with `duplicate`, and the old
+    `status_reason` unless a new one is given. `current` is the stored row (None: a new
+    station)."""
+    old_status = current["status"] if current is not None else None
+    status = changes.get("status", old_status or "open")
+    status_changed = current is None or ("status" in changes and status != old_status)
+    if changes.get("closed_until") is not None and status != "temporarily_closed":
+        raise InvalidInputError(
+            "properties.closed_until: only with status temporarily_closed "
+            f"(status is {status}; 仅暂停开放时可设置恢复开放时间)",
+            field="properties.closed_until",
+        )
+    if changes.get("duplicate_of") is not None and status != "duplicate":
+        raise InvalidInputError(
+            f"properties.duplicate_of: only with status duplicate (status is {status}; "
+            "仅重复站点可指向保留的站点)",
+            field="properties.duplicate_of",
+        )
+    if current is not None and "status" in changes:
+        if status != "temporarily_closed":
+            changes["closed_until"] = None
+        if status != "duplicate":
+            changes["duplicate_of"] = None
+        if status_changed:
+            changes.setdefault("status_reason", None)
+    if status != "duplicate" or not (status_changed or "duplicate_of" in changes):
+        return
+    target = changes.get("duplicate_of", current["duplicate_of"] if current else None)
+    if target is None:
+        raise InvalidInputError(
+            "properties.duplicate_of: required with status duplicate — the id of the station "
+            "that stays (重复站点须指明保留的站点)",
+            field="properties.duplicate_of",
+        )
+    if station_id is not None and target == station_id:
+        raise InvalidInputError(
+            "properties.duplicate_of: a station cannot be a duplicate of itself",
+            field="properties.duplicate_of",
+        )
+    kept = queries.lifecycle_target(conn, int(target))
+    if kept is None:
+        raise NotFoundError(
+            f"properties.duplicate_of: no station with id {target}",
+            field="properties.duplicate_of",
+        )
+    if kept["status"] == "duplicate":
+        raise InvalidInputError(
+            f"properties.duplicate_of: station {target} is itself a duplicate; point at the "
+            "station that stays (请指向保留的站点)",
+            field="properties.duplicate_of",
+        )
+    if station_id is not None:
+        pointing = queries.duplicates_of(conn, station_id)
+        if pointing:
+            raise ConflictError(
+                f"properties.status: stations {', '.join(map(str, pointing))} are duplicates "
+                f"of this one; point them at station {target} first",
+                field="properties.status",
+            )
+
+
 def create_station(
     conn: Connection,
     feature: StationFeatureIn,
@@ -198,6 +336,7 @@ def create_station(
     """Insert a new station from a validated Feature given in the context's coordinates."""
     props = feature.properties.model_dump()
     policy.check(actor, Action.STATION_CREATE, StationRef(None, props["district_code"]))
+    _lifecycle(conn, None, None, props)
     props["opening_hours"] = _checked_hours(props["opening_hours"])
     lon, lat = _wgs84(feature.geometry.lon, feature.geometry.lat, ctx.coord_sys)
     props["source_crs"] = ctx.coord_sys
@@ -226,11 +365,15 @@ def patch_station(
     except ValueError as exc:
         field = f"properties.{exc}"
         raise InvalidInputError(f"{field}: cannot be null", field=field) from exc
-    ref = _locked(conn, station_id)
+    current = queries.locked_ref(conn, station_id)
+    if current is None:
+        raise NotFoundError(f"id: no station with id {station_id}", field="id")
+    ref = StationRef(int(current["id"]), current["district_code"])
     policy.check(actor, Action.STATION_EDIT, ref)
     policy.check_fields(actor, [*changes, *(["geometry"] if patch.geometry else [])])
     if "district_code" in changes:
         policy.check_move(actor, ref, changes["district_code"])
+    _lifecycle(conn, station_id, current, changes)
     if "opening_hours" in changes:
         changes["opening_hours"] = _checked_hours(changes["opening_hours"])
         changes["open_intervals"] = hours_store.intervals_literal(
@@ -242,7 +385,9 @@ def patch_station(
         changes["source_crs"] = ctx.coord_sys
     audit.attribute(conn, actor, channel)
     with translated_db_errors():
-        row = queries.update(conn, station_id, changes, lon_lat, expected_version)
+        row = queries.update(
+            conn, station_id, changes, lon_lat, expected_version, confirm=_confirms(actor)
+        )
     return row if row is not None else _missing(conn, station_id, expected_version)
 
 
@@ -258,7 +403,13 @@ def change_amenities(
     policy.check(actor, Action.STATION_EDIT, _locked(conn, station_id))
     audit.attribute(conn, actor, channel)
     row = queries.change_amenities(
-        conn, station_id, change.add, change.remove, AMENITY_CODES, expected_version
+        conn,
+        station_id,
+        change.add,
+        change.remove,
+        AMENITY_CODES,
+        expected_version,
+        confirm=_confirms(actor),
     )
     return row if row is not None else _missing(conn, station_id, expected_version)
 
@@ -273,8 +424,24 @@ def delete_station(
     """Delete a station (optionally only at `expected_version`); its history stays."""
     policy.check(actor, Action.STATION_DELETE, _locked(conn, station_id))
     audit.attribute(conn, actor, channel)
-    if not queries.delete(conn, station_id, expected_version):
+    pointing = queries.duplicates_of(conn, station_id)
+    if pointing:
+        raise ConflictError(
+            f"id: stations {', '.join(map(str, pointing))} are duplicates of station "
+            f"{station_id} (it is the one that stays); change them first "
+            "(有重复站点指向此站点)",
+            field="id",
+        )
+    with translated_db_errors():
+        deleted = queries.delete(conn, station_id, expected_version)
+    if not deleted:
         _missing(conn, station_id, expected_version)
+
+
+def _confirms(actor: Actor) -> bool:
+    """Whether an edit by `actor` also confirms the station: any edit by a person's account
+    does (they looked at it); the break-glass token, the system and imports do not."""
+    return actor.kind == "user"
 
 
 def _missing(conn: Connection, station_id: int, expected_version: int | None) -> NoReturn:
@@ -333,23 +500,9 @@ def import_collection(
 
 # --- history, revert, location proposals ------------------------------------------------------
 
-#: The station fields a revision's snapshot holds, restored by a revert (plus `location`).
-SNAPSHOT_FIELDS: tuple[str, ...] = (
-    "external_id",
-    "name",
-    "address",
-    "district_code",
-    "host_type",
-    "operator",
-    "access",
-    "amenities",
-    "opening_hours",
-    "status",
-    "phone",
-    "capacity",
-    "notes",
-    "source_crs",
-)
+#: The station fields a revision's snapshot holds, restored by a revert (plus `location`):
+#: everything an edit may set but the derived open intervals.
+SNAPSHOT_FIELDS: tuple[str, ...] = tuple(c for c in queries.UPDATABLE if c != "open_intervals")
 
 
 def _history_ref(conn: Connection, station_id: int) -> StationRef:
@@ -415,6 +568,8 @@ def revert_station(
     )
     props = {k: snap.get(k) for k in SNAPSHOT_FIELDS}
     props["amenities"] = list(props["amenities"] or [])
+    if isinstance(props["closed_until"], str):
+        props["closed_until"] = datetime.fromisoformat(props["closed_until"])
     props["open_intervals"] = hours_store.intervals_literal(
         props["opening_hours"], ctx.window, ctx.tz, ctx.calendar
     )
@@ -533,3 +688,97 @@ def decide_proposal(
     decided = queries.proposal(conn, proposal_id)
     assert decided is not None
     return decided
+
+
+# --- freshness: confirmations, check-ins, the staleness list ---------------------------------
+
+
+def confirm_station(
+    conn: Connection, actor: Actor, station_id: int, channel: Channel = "api"
+) -> RowMapping:
+    """A manager's "still correct" (its managers, district admins in scope, admins): sets
+    confirmed_at to now, without a new version or revision; audited as `station.confirm`."""
+    policy.check(actor, Action.STATION_CONFIRM, _locked(conn, station_id))
+    row = queries.confirm(conn, station_id)
+    if row is None:  # pragma: no cover - the row is locked above
+        raise NotFoundError(f"id: no station with id {station_id}", field="id")
+    audit.record(conn, actor, channel, "station.confirm", f"station:{station_id}", {})
+    return row
+
+
+def check_in(
+    conn: Connection, station_id: int, outcome: str, client_key: str, limiter: Any
+) -> dict[str, Any]:
+    """A courier's "open / closed when I got there" (public, rate-limited per client): stored
+    with the client's key; returns the station's last 30 days' check-ins."""
+    if not queries.exists(conn, station_id):
+        raise NotFoundError(f"id: no station with id {station_id}", field="id")
+    limiter.hit(client_key)
+    queries.insert_checkin(conn, station_id, outcome, client_key)
+    counts = queries.checkin_counts(conn, station_id)
+    last = counts.get("last_at")
+    return {
+        "station_id": station_id,
+        "outcome": outcome,
+        "checkins": {
+            "open": int(counts.get("open") or 0),
+            "closed": int(counts.get("closed") or 0),
+            "last_at": _iso(datetime.fromtimestamp(float(last), UTC)) if last else None,
+        },
+    }
+
+
+#: The staleness list's columns: JSON keys and the call list's Chinese CSV headers.
+STALE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "站点编号"),
+    ("external_id", "外部编号"),
+    ("name", "站点名称"),
+    ("district_code", "行政区划代码"),
+    ("phone", "联系电话"),
+    ("status", "状态"),
+    ("confirmed_at", "最近确认时间"),
+    ("confirmed_days_ago", "距上次确认天数"),
+    ("open_reports", "待处理反馈"),
+    ("overdue_reports", "超期未处理反馈"),
+)
+
+
+def stale_stations(
+    conn: Connection,
+    actor: Actor,
+    days: int,
+    escalate_days: int,
+    limit: int,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Stations in the actor's scope (applied in SQL) not confirmed for `days` days, never
+    confirmed first; district admins and admins."""
+    policy.check(actor, Action.STALE_LIST)
+    rows, total = queries.stale(
+        conn, policy.station_scope(actor), days, escalate_days, OPEN_STATUSES, limit
+    )
+    at = now or datetime.now(UTC)
+    items = []
+    for r in rows:
+        confirmed = r["confirmed_at"]
+        items.append(
+            {
+                "id": r["id"],
+                "external_id": r["external_id"],
+                "name": r["name"],
+                "district_code": r["district_code"],
+                "phone": r["phone"],
+                "status": r["status"],
+                "confirmed_at": _iso(confirmed),
+                "confirmed_days_ago": max(0, (at - confirmed).days) if confirmed else None,
+                "open_reports": int(r["open_reports"]),
+                "overdue_reports": int(r["overdue_reports"]),
+            }
+        )
+    return {
+        "days": days,
+        "report_escalate_days": escalate_days,
+        "stations": items,
+        "numberReturned": len(items),
+        "numberMatched": total,
+    }

@@ -58,7 +58,7 @@ CELLS_LAYER = "cells"
 STATION_FIELDS: dict[str, str] = {
     "id": "Number: station id (also the feature id)",
     "name": "String",
-    "status": "String: open | temporarily_closed | closed",
+    "status": "String: planned | open | temporarily_closed | closed | duplicate",
     "host_type": "String",
     "amenities": "String: comma-separated amenity codes",
     "district_code": "String: administrative code (absent when unknown)",

@@ -141,9 +141,25 @@ def _card(feature: dict[str, Any], row: Any, lang: str) -> dict[str, Any]:
         "open_now": p["open_now"],
         "next_label": label.get(lang),
         "reports": p["open_reports"],
+        "freshness": freshness_label(p["freshness"], lang),
         "amenities": [term_label(_AMENITY[a], lang) for a in p["amenities"]],
         "links": p["links"],
     }
+
+
+def freshness_label(freshness: dict[str, Any], lang: str) -> str:
+    """The courier card's freshness line: 3 天前已确认 / confirmed 3 days ago, or
+    信息可能已过期 / may be out of date when the station is stale (never confirmed, or not for
+    the stale days)."""
+    t = texts(lang)
+    days = freshness["confirmed_days_ago"]
+    if freshness["stale"] or days is None:
+        return t["stale"]
+    if days == 0:
+        return t["confirmed_today"]
+    if days == 1:
+        return t["confirmed_ago_1"]
+    return t["confirmed_ago"].format(n=days)
 
 
 @router.get("/map", response_class=HTMLResponse)

@@ -98,6 +98,16 @@ def upgrade() -> None:
         ["created_at"],
         postgresql_where=sa.text("status IN ('open', 'acknowledged')"),
     )
+    # A station's `open_reports` now counts open and acknowledged reports (the old partial
+    # index's `status = 'open'` no longer matches it), and its reports are listed newest first.
+    op.drop_index("ix_reports_station_open", table_name="reports")
+    op.create_index(
+        "ix_reports_station_open",
+        "reports",
+        ["station_id"],
+        postgresql_where=sa.text("status IN ('open', 'acknowledged')"),
+    )
+    op.create_index("ix_reports_station_time", "reports", ["station_id", "created_at"])
 
     op.create_table(
         "checkins",
@@ -162,6 +172,14 @@ def downgrade() -> None:
     op.drop_table("inspections")
     op.drop_index("ix_checkins_station_time", table_name="checkins")
     op.drop_table("checkins")
+    op.drop_index("ix_reports_station_time", table_name="reports")
+    op.drop_index("ix_reports_station_open", table_name="reports")
+    op.create_index(
+        "ix_reports_station_open",
+        "reports",
+        ["station_id"],
+        postgresql_where=sa.text("status = 'open'"),
+    )
     op.drop_index("ix_reports_unanswered", table_name="reports")
     op.drop_constraint(op.f("ck_reports_note"), "reports", type_="check")
     for col in ("answered_at", "answered_by_id", "answered_by", "note", "key_hash"):
