@@ -355,3 +355,50 @@ def test_docs_authorize_logs_in_and_calls_a_protected_operation(server, town, ta
     assert '"username": "docs-da"' in body and '"role": "district_admin"' in body
     tab.shot("docs-authorized")
     tab.clean()
+
+
+def test_map_colours_and_filters_by_star_level(server, town, tab_factory):
+    """Planners colour the map by level and keep only stations of at least N stars: the
+    markers drawn are exactly the open stations in view with that level (counted here from
+    the database)."""
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(town[0])
+    with eng.begin() as c:
+        ids = list(
+            c.execute(
+                text("SELECT id FROM stations WHERE status IN ('open', 'temporarily_closed')")
+            ).scalars()
+        )
+        levels = {sid: (i % 6) or None for i, sid in enumerate(sorted(ids))}
+        for sid, lv in levels.items():
+            c.execute(text("UPDATE stations SET level = :l WHERE id = :i"), {"l": lv, "i": sid})
+    eng.dispose()
+    tab = tab_factory(server)
+    tab.open(server + "/map", "path.leaflet-interactive")
+    page = tab.page
+    page.select_option("#colour", "level")
+    page.locator("#legend-level").wait_for(state="visible")
+    page.wait_for_timeout(800)
+    drawn = page.eval_on_selector_all(
+        "path.leaflet-interactive[data-level]",
+        "els => els.map(e => [Number(e.getAttribute('data-level')), e.getAttribute('fill')])",
+    )
+    palette = {1: "#f7fbff", 2: "#c6dbef", 3: "#6baed6", 4: "#2171b5", 5: "#08306b", 0: "#999"}
+    assert drawn and all(fill == palette[lv] for lv, fill in drawn), drawn
+    assert len({lv for lv, _ in drawn}) >= 3 and 0 in {lv for lv, _ in drawn}
+    total = len(drawn)
+    page.select_option("#level-min", "3")
+    markers = page.locator("path.leaflet-interactive[data-level]")
+    for _ in range(50):  # the page's CSP forbids eval, so no wait_for_function: poll
+        if markers.count() < total:
+            break
+        page.wait_for_timeout(100)
+    kept = page.eval_on_selector_all(
+        "path.leaflet-interactive[data-level]",
+        "els => els.map(e => Number(e.getAttribute('data-level')))",
+    )
+    assert kept and all(lv >= 3 for lv in kept)
+    assert len(kept) == sum(1 for lv, _ in drawn if lv >= 3)
+    tab.shot("map-levels")
+    tab.clean()
