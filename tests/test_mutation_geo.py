@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import coordTransform
 import pytest
+import shapely
 from geopy.distance import geodesic
 from sqlalchemy.engine import Connection
 
@@ -336,3 +337,124 @@ def test_stations_sharing_one_position_are_ranked_by_id(conn: Connection):
         want_ids = _geodesic_ids(stations, q, k)
         d = geodesic((q[1], q[0]), (here[1], here[0])).m
         assert_same_ranking(ranking, [(sid, d) for sid in want_ids])
+
+
+# --- the far corners of the shifted region (found by mutation testing) ----------------------
+# A courier at the very edge of the outline's bounding box: at Fuyuan (easternmost) and Mohe
+# (northernmost) the GCJ-02 shift pushes the position *out* of the box, and at the southern tip
+# of Hainan the point lies within 0.05° of the box's edge. Reading Amap's or Baidu's position
+# back must still give the spot they stand on.
+CORNER_VERTICES = {
+    "Fuyuan, east": max(coords._MAINLAND_OUTLINE),
+    "Mohe, north": max(coords._MAINLAND_OUTLINE, key=lambda p: p[1]),
+    "Kashgar, west": min(coords._MAINLAND_OUTLINE),
+    "Hainan, south": min(coords._HAINAN_OUTLINE, key=lambda p: p[1]),
+}
+
+
+def _just_inside(vertex: LonLat) -> list[LonLat]:
+    """Points 20-500 m from an outline vertex that are inside mainland China."""
+    out = []
+    for bearing in range(0, 360, 30):
+        for metres in (20.0, 100.0, 500.0):
+            p = _offset(vertex, metres, bearing)
+            if in_china(*p):
+                out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("label", sorted(CORNER_VERTICES))
+def test_courier_at_a_far_corner_of_china_is_stored_where_they_stand(label):
+    points = _just_inside(CORNER_VERTICES[label])
+    assert len(points) >= 3
+    for p in points:
+        g = oracle_gcj_forward(*p)
+        assert flat_metres(wgs84_to_gcj02(*p), g) < PROMISED_M
+        assert flat_metres(gcj02_to_wgs84(*g), p) < PROMISED_M, (label, p)
+        b = oracle_bd_forward(*g)
+        assert flat_metres(wgs84_to_bd09(*p), b) < PROMISED_M
+        assert flat_metres(bd09_to_wgs84(*b), p) < PROMISED_M, (label, p)
+        # Baidu's own step alone, for a GCJ-02 position just inside the outline:
+        assert flat_metres(coords.bd09_to_gcj02(*oracle_bd_forward(*p)), p) < PROMISED_M
+
+
+def test_the_east_and_north_corners_really_leave_the_box():
+    """The corner test above is only meaningful if some shifted points leave the bounding box
+    of the outlines (else a box pre-check without margin would pass it by luck)."""
+    _, _, maxx, maxy = coords._GREATER_BOUNDS
+    east = [oracle_gcj_forward(*p) for p in _just_inside(CORNER_VERTICES["Fuyuan, east"])]
+    north = [oracle_gcj_forward(*p) for p in _just_inside(CORNER_VERTICES["Mohe, north"])]
+    assert any(g[0] > maxx for g in east)
+    assert any(g[1] > maxy for g in north)
+
+
+# Places whose side of the line is not in doubt (city centres, far from any border).
+KNOWN_PLACES = {
+    # name: (lon, lat, in mainland China, in Greater China)
+    "Shenzhen Futian": (114.055, 22.541, True, True),
+    "Beijing": (116.397, 39.909, True, True),
+    "Haikou": (110.330, 20.030, True, True),
+    "Sanya": (109.512, 18.253, True, True),
+    "Hong Kong Central": (114.158, 22.282, False, True),
+    "Macau": (113.543, 22.187, False, True),
+    "Taipei": (121.565, 25.033, False, True),
+    "Kinmen": (118.35, 24.45, False, True),
+    "Matsu Nangan": (119.94, 26.16, False, True),
+    "Vladivostok": (131.886, 43.115, False, False),
+    "Hanoi": (105.834, 21.028, False, False),
+    "Tokyo": (139.692, 35.690, False, False),
+}
+
+
+def test_regions_put_known_places_on_the_right_side():
+    # Built afresh (the module builds them once at import), and through the public functions.
+    mainland, greater = coords._build_regions()
+    assert mainland.is_valid and greater.is_valid
+    for name, (lon, lat, in_main, in_greater) in KNOWN_PLACES.items():
+        assert bool(shapely.contains_xy(mainland, lon, lat)) is in_main, name
+        assert bool(shapely.contains_xy(greater, lon, lat)) is in_greater, name
+        assert in_china(lon, lat) is in_main, name
+        assert in_greater_china(lon, lat) is in_greater, name
+
+
+# --- validation and GeoJSON output ----------------------------------------------------------
+
+
+def test_range_check_defaults_to_wgs84_and_names_the_systems():
+    coords.check_in_range(114.3, 30.6)  # no system given: WGS-84, valid
+    with pytest.raises(ValueError, match=r"^coord_sys must be one of wgs84, gcj02, bd09, got 'x'$"):
+        coords.check_in_range(114.3, 30.6, "x")
+    with pytest.raises(ValueError, match=r"^lon must be .*\(wgs84\), got 180\.5$"):
+        coords.check_in_range(180.5, 30.6)
+
+
+@pytest.mark.parametrize("convert", [coords.to_wgs84, coords.from_wgs84])
+def test_conversions_refuse_an_unknown_system(convert):
+    with pytest.raises(ValueError, match="coord_sys must be one of"):
+        convert(114.3, 30.6, "GCJ-02")
+
+
+def test_geometry_geojson_in_each_system():
+    """A street drawn for Amap or Baidu lies where those apps put it (coordtransform's
+    forward formulas), every vertex on the documented 1e-7° grid."""
+    wuhan = [(114.3051234567, 30.5931234567), (114.3152, 30.6011)]
+    line = shapely.LineString(wuhan)
+
+    def grid(v: float) -> float:
+        return round(v * 1e7) / 1e7
+
+    plain = coords.geometry_geojson(line)
+    assert plain["type"] == "LineString"
+    assert [tuple(c) for c in plain["coordinates"]] == [(grid(x), grid(y)) for x, y in wuhan]
+    assert plain["coordinates"][0][0] != wuhan[0][0]  # really rounded
+
+    for sys, forward in (
+        ("gcj02", coordTransform.wgs84_to_gcj02),
+        ("bd09", coordTransform.wgs84_to_bd09),
+    ):
+        got = coords.geometry_geojson(line, sys)["coordinates"]
+        assert len(got) == 2
+        for (x, y), (gx, gy) in zip(wuhan, got, strict=True):
+            ex, ey = forward(x, y)
+            assert abs(gx - ex) < 1.5e-7 and abs(gy - ey) < 1.5e-7, (sys, x, y)
+            assert gx == grid(gx) and gy == grid(gy)

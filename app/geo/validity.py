@@ -23,6 +23,7 @@ _ZH: Final = {
     "hole lies outside shell": "内环（洞）在外环之外",
     "interior is disconnected": "内部不连通",
     "nested holes": "内环互相嵌套",
+    "holes are nested": "内环互相嵌套",  # GEOS 3.x's wording of the same problem
     "nested shells": "外环互相嵌套",
     "duplicate rings": "重复的环",
     "invalid coordinate": "无效坐标",

@@ -572,7 +572,8 @@ def seconds_at_points(
             if np.any(same):  # travel along the shared edge from fraction a to b
                 a = np.where(same, of if not reverse else g, 0.0)
                 b = np.where(same, g if not reverse else of, 0.0)
-                ok = same & np.where(b >= a, fw, bw)
+                # at the very same spot (b == a) no travel is needed, whatever the one-way rule
+                ok = same & (np.where(b >= a, fw, bw) | (b == a))
                 direct = np.where(ok, om / graph.settings.walk_mps + np.abs(b - a) * c, np.inf)
                 best = np.minimum(best, direct)
     return np.asarray(best + w, dtype=np.float64)
