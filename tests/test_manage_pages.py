@@ -712,3 +712,36 @@ def test_an_invitee_accepts_on_the_page_and_is_signed_in(client, conn, town):
         },
     )
     assert again.status_code == 404 and "邀请无效或已过期" in again.text
+
+
+def test_district_filters_cover_the_whole_scope_not_one_page(client, conn, town):
+    """A city union holds thousands of stations: the stale filter and the count are SQL over
+    the whole scope, not over the first page of 200."""
+    from tests.factories import bulk_insert
+
+    ids = bulk_insert(conn, [(114.2 + i * 1e-4, 30.5, [], "open") for i in range(260)], "MANY")
+    conn.execute(
+        text("UPDATE stations SET district_code = '420103' WHERE id = ANY(:ids)"), {"ids": ids}
+    )
+    confirmed = ids[:30]
+    conn.execute(
+        text("UPDATE stations SET confirmed_at = now() WHERE id = ANY(:ids)"), {"ids": confirmed}
+    )
+    want_all = conn.execute(
+        text("SELECT count(*) FROM stations WHERE district_code LIKE '420103%'")
+    ).scalar_one()
+    want_stale = conn.execute(
+        text(
+            "SELECT count(*) FROM stations WHERE district_code LIKE '420103%' "
+            "AND confirmed_at IS NULL"
+        )
+    ).scalar_one()
+    signed_in(client, town["jh"])
+    assert f"共 {want_all} 个站点" in client.get("/manage").text
+    stale = client.get("/manage?stale=1").text
+    assert f"共 {want_stale} 个站点" in stale and want_stale > 200
+    link = re.search(r'href="(/manage\?[^"]*offset=200[^"]*)"', stale)
+    assert link and "stale=1" in link.group(1)
+    nxt = client.get(link.group(1).replace("&amp;", "&")).text
+    shown = len(re.findall(r'<div class="name">', nxt))
+    assert shown == want_stale - 200

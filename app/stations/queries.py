@@ -114,6 +114,12 @@ class StationFilter:
     scope: Scope | None = None
     #: Only stations with at least this star level (1-5); unrated stations are left out.
     level_min: int | None = None
+    #: Only stations not confirmed since this instant (never confirmed included).
+    stale_before: datetime | None = None
+    #: Only stations with unanswered reports (open or acknowledged).
+    with_open_reports: bool = False
+    #: Only stations with a report unanswered since before this instant (overdue).
+    overdue_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +173,18 @@ def _conditions(f: StationFilter) -> tuple[list[str], dict[str, Any]]:
     if f.level_min is not None:
         conds.append("level >= :level_min")
         params["level_min"] = f.level_min
+    if f.stale_before is not None:
+        conds.append("(confirmed_at IS NULL OR confirmed_at < :stale_before)")
+        params["stale_before"] = f.stale_before
+    if f.with_open_reports or f.overdue_before is not None:
+        cond = (
+            "EXISTS (SELECT 1 FROM reports r WHERE r.station_id = stations.id "
+            "AND r.status IN ('open', 'acknowledged')"
+        )
+        if f.overdue_before is not None:
+            cond += " AND r.created_at < :overdue_before"
+            params["overdue_before"] = f.overdue_before
+        conds.append(cond + ")")
     if f.bbox is not None:
         conds.append("geom && ST_MakeEnvelope(:minlon, :minlat, :maxlon, :maxlat, 4326)")
         params.update(zip(("minlon", "minlat", "maxlon", "maxlat"), f.bbox, strict=True))

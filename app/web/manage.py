@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -539,8 +539,17 @@ def home(
         actor = _actor(page)
         scope = policy.station_scope(actor)
         level_min = int(level) if level and level.isdigit() and 1 <= int(level) <= 5 else None
+        now = datetime.now(UTC)
+        # every filter is SQL over the whole scope (a city union holds thousands of stations)
         flt = station_queries.StationFilter(
-            scope=scope, q=(q or "").strip() or None, level_min=level_min
+            scope=scope,
+            q=(q or "").strip() or None,
+            level_min=level_min,
+            stale_before=now - timedelta(days=settings.stale_days) if stale else None,
+            with_open_reports=bool(reports),
+            overdue_before=(
+                now - timedelta(days=settings.report_escalate_days) if overdue else None
+            ),
         )
         rows, total = station_queries.page(conn, flt, PAGE_SIZE, offset)
         ctx = stations.FeatureContext.build(settings, conn, None, "wgs84")
@@ -548,13 +557,6 @@ def home(
         items = [
             _station_item(r, ctx, actor, overdue_by.get(int(r["id"]), 0), page.lang) for r in rows
         ]
-        # stale / overdue / with reports: within this page of the scope (PAGE_SIZE stations)
-        if stale:
-            items = [i for i in items if i["stale"]]
-        if overdue:
-            items = [i for i in items if i["overdue"]]
-        if reports:
-            items = [i for i in items if i["open_reports"]]
         more = offset + PAGE_SIZE < total
         return page.render(
             "manage_home.html",
@@ -564,7 +566,19 @@ def home(
             filters={"stale": stale, "overdue": overdue, "reports": reports, "level": level},
             q=q or "",
             done={"confirmed": page.t["confirmed_done"]}.get(done or ""),
-            next_url=page.url("/manage", offset=offset + PAGE_SIZE) if more else None,
+            next_url=(
+                page.url(
+                    "/manage",
+                    stale=stale,
+                    overdue=overdue,
+                    reports=reports,
+                    level=level,
+                    q=q,
+                    offset=offset + PAGE_SIZE,
+                )
+                if more
+                else None
+            ),
         )
 
     return _guard(lambda: holder[0] if holder else None, work)
