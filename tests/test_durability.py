@@ -288,3 +288,49 @@ def test_forwarded_addresses_count_only_from_trusted_proxies(durable):
     with uvicorn_server({**env, "YIZHAN_TRUSTED_PROXIES": "127.0.0.1"}) as behind_proxy:
         # Behind a trusted proxy each forwarded client has its own allowance.
         assert _reports_from_spoofed_addresses(behind_proxy, sid) == Counter({201: 12})
+
+
+def test_thirty_simultaneous_answers_to_one_report_answer_it_once(durable):
+    """The report row is locked before it is answered: one answer wins, the others are told
+    it was already answered (409) — never two answers, never a 500."""
+    base, url = durable
+    with httpx.Client(base_url=base, timeout=30) as c:
+        sid = _create(c, "STORM-REPORT").json()["id"]
+        rid = c.post(f"{API}/stations/{sid}/reports", json={"kind": "other"}).json()["id"]
+
+    def answer(c: httpx.Client, i: int) -> httpx.Response:
+        body = {"status": "resolved", "note": f"fixed by client {i}"}
+        return c.patch(f"{API}/reports/{rid}", json=body, headers=AUTH)
+
+    got = _statuses(_storm(base, 30, answer))
+    assert set(got) <= {200, 409}, got
+    assert got[200] == 1, got
+    with psycopg.connect(_psycopg_url(url)) as c:
+        events = c.execute(
+            "SELECT count(*) FROM audit_events WHERE action = 'report.resolved' "
+            "AND (details->>'report')::bigint = %s",
+            (rid,),
+        ).fetchone()
+    assert events is not None and events[0] == 1
+
+
+def test_thirty_simultaneous_acceptances_of_one_invitation_make_one_account(durable):
+    base, url = durable
+    with httpx.Client(base_url=base, timeout=30) as c:
+        code = c.post(
+            f"{API}/invitations",
+            json={"role": "planner", "username": "storm-planner"},
+            headers=AUTH,
+        ).json()["code"]
+
+    def accept(c: httpx.Client, i: int) -> httpx.Response:
+        return c.post(
+            f"{API}/invitations/{code}/accept", json={"password": f"storm-river-{i}-plum"}
+        )
+
+    got = _statuses(_storm(base, 30, accept))
+    assert set(got) <= {201, 404, 409}, got
+    assert got[201] == 1, got
+    with psycopg.connect(_psycopg_url(url)) as c:
+        n = c.execute("SELECT count(*) FROM users WHERE username = 'storm-planner'").fetchone()
+    assert n is not None and n[0] == 1
