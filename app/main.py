@@ -145,7 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ("POST", MANAGE_UPLOAD_PATH): settings.max_upload_bytes,
         },
     )
-    app.add_middleware(QueryNulGuard)  # `?q=a%00b`: 422 naming q, before any route
+    # `?q=a%00b`: 422 naming q, before any route (the API and the manager pages)
+    app.add_middleware(QueryNulGuard, prefixes=("/api/", "/manage"))
     if settings.trusted_proxies.strip():
         # Believe X-Forwarded-For only from the configured proxies (uvicorn's own middleware;
         # our launchers start uvicorn with proxy headers off, so nothing else rewrites them).

@@ -1064,3 +1064,16 @@ def test_me_without_a_valid_token_is_401_with_bearer_challenge(client, headers):
     assert r.status_code == 401, r.text
     assert r.headers["www-authenticate"] == "Bearer"
     assert r.json()["field"] == "Authorization"
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "张三", "x" * 300, " ", "demo manager"])
+def test_a_user_name_that_cannot_exist_is_an_unknown_user(client, name):
+    """NUL, spaces, Chinese or over-long names never reach the database: the same 401 as any
+    unknown user (found by sending a NUL byte: it was a 500)."""
+    r = client.post("/api/v1/auth/token", data={"username": name, "password": "whatever-1"})
+    unknown = client.post(
+        "/api/v1/auth/token", data={"username": "nobody-here", "password": "whatever-1"}
+    )
+    assert r.status_code == 401 or (r.status_code == 422 and len(name) > 256), r.text
+    if r.status_code == 401:
+        assert r.json() == unknown.json()

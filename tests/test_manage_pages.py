@@ -745,3 +745,21 @@ def test_district_filters_cover_the_whole_scope_not_one_page(client, conn, town)
     nxt = client.get(link.group(1).replace("&amp;", "&")).text
     shown = len(re.findall(r'<div class="name">', nxt))
     assert shown == want_stale - 200
+
+
+def test_nul_bytes_in_page_queries_and_forms_are_refused_not_500(client, conn, town):
+    signed_in(client, town["jh"])
+    r = client.get("/manage?q=a%00b")
+    assert r.status_code == 422 and r.json()["field"] == "q"
+    before = conn.execute(text("SELECT count(*) FROM station_revisions")).scalar_one()
+    client.cookies.clear()
+    csrf = signed_in(client, town["zhang"])
+    r = client.post(f"/manage/stations/{town['a']}", data={"csrf": csrf, "notes": "a\x00b"})
+    assert 400 <= r.status_code < 500 and "NUL" in r.text
+    assert conn.execute(text("SELECT count(*) FROM station_revisions")).scalar_one() == before
+    client.cookies.clear()
+    token = login_csrf(client)
+    login = client.post(
+        "/manage/login", data={"username": "a\x00b", "password": "x", "csrf": token}
+    )
+    assert 400 <= login.status_code < 500

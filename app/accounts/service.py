@@ -6,6 +6,7 @@ the caller's unit of work commit before anything is answered.
 
 from __future__ import annotations
 
+import re
 import secrets as _secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,6 +43,7 @@ from app.errors import (
     UnauthorizedError,
 )
 
+_USERNAME = re.compile(r"[a-z0-9][a-z0-9._-]{2,39}")
 BAD_LOGIN = "username/password: wrong user name or password (用户名或密码错误)"
 
 
@@ -113,7 +115,8 @@ def login(
     same table, TTL and throttle; it authenticates only those pages)."""
     name = username.strip().lower()
     throttle.check(name, address)
-    row = queries.user_by_name(conn, name) if 0 < len(name) <= 40 else None
+    # a name that cannot exist (NUL, spaces, Chinese …) is an unknown user, not a query
+    row = queries.user_by_name(conn, name) if _USERNAME.fullmatch(name) else None
     ok, rehashed = passwords.verify(password, row["password_hash"] if row else None)
     if not ok or row is None:
         throttle.failed(name, address)

@@ -234,6 +234,11 @@ async def _form(request: Request) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for key, value in data.multi_items():
         if isinstance(value, str):
+            if "\x00" in value or "\x00" in key:
+                # PostgreSQL text cannot hold NUL and no field has a use for one
+                raise InvalidInputError(
+                    f"{key}: must not contain NUL characters (不能包含 NUL 字符)", field=key
+                )
             out.setdefault(key, []).append(value)
     return out
 
