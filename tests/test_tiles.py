@@ -416,3 +416,34 @@ def test_cell_tiles_caching_404_and_tilejson(client, conn, cells_area):
 )
 def test_target_minutes_from_run_params(params, target):
     assert queries.target_minutes(params) == target
+
+
+def test_a_temporary_closure_that_has_ended_is_open_on_the_tiles(client, conn):
+    lon, lat = 114.30321, 30.57654
+    sid = client.post(
+        "/api/v1/stations", json=feature("TILE-CLOSED", lon=lon, lat=lat), headers=AUTH
+    ).json()["id"]
+    z = 15
+    x, y = tile_of(lon, lat, z)
+
+    def status() -> str | None:
+        found = [
+            f for f in layer(client, f"stations/{z}/{x}/{y}.pbf", "stations") if f["id"] == sid
+        ]
+        return found[0]["properties"]["status"] if found else None
+
+    conn.execute(
+        text(
+            "UPDATE stations SET status = 'temporarily_closed', "
+            "closed_until = now() + interval '2 hours' WHERE id = :i"
+        ),
+        {"i": sid},
+    )
+    assert status() == "temporarily_closed"
+    conn.execute(
+        text("UPDATE stations SET closed_until = now() - interval '1 minute' WHERE id = :i"),
+        {"i": sid},
+    )
+    assert status() == "open"
+    only_open = layer(client, f"stations/{z}/{x}/{y}.pbf?status=open", "stations")
+    assert sid in {f["id"] for f in only_open}

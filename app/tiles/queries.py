@@ -116,10 +116,15 @@ _STATIONS_SQL = f"""
 SELECT ST_AsMVT(t, '{STATIONS_LAYER}', {EXTENT}, 'geom', 'fid')
 FROM (
     SELECT {_mvt_geom("s.geom")} AS geom,
-           s.id AS fid, s.id, s.name, s.status, s.host_type,
+           s.id AS fid, s.id, s.name, e.status, s.host_type,
            array_to_string(s.amenities, ',') AS amenities, s.district_code
     FROM stations s
-    WHERE s.geom && {_FILTER_BOX} AND s.status = ANY(:statuses)
+    -- a temporary closure that has ended is open again (its hours apply)
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN s.status = 'temporarily_closed' AND s.closed_until <= now()
+                    THEN 'open' ELSE s.status END AS status
+    ) e
+    WHERE s.geom && {_FILTER_BOX} AND e.status = ANY(:statuses)
     ORDER BY s.id
 ) t
 WHERE t.geom IS NOT NULL
