@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from app.accounts.credentials import Passwords
 from app.web.manage import COOKIE, LOGIN_CSRF_COOKIE, csrf_token
+from tests.app_routes import write_routes
 from tests.conftest import AUTH
 from tests.factories import feature
 from tests.people import Person, make_user
@@ -198,8 +199,24 @@ def test_every_form_post_without_the_csrf_value_is_refused(client, conn, town):
         ("/manage/reports/1", {"status": "resolved", "note": "x"}),
         (f"/manage/stations/{town['a']}/inspections", {"inspected_on": "2026-01-01"}),
         ("/manage/invitations/accept", {"code": "x" * 20, "password": "whatever 123 !"}),
+        (f"/manage/stations/{town['a']}/proposals", {"lon": "114.3", "lat": "30.6"}),
+        ("/manage/proposals/1", {"decision": "accept"}),
+        ("/manage/import", {}),
+        ("/manage/import/apply", {"upload": "x"}),
         ("/manage/logout", {}),
     ]
+    # every form post of the pages is in the list (a new one must join it)
+    routes = {path for _, path in write_routes(client.app, "/manage")}
+    shapes = {
+        "/manage/stations/{station_id}": f"/manage/stations/{town['a']}",
+        "/manage/stations/{station_id}/confirm": f"/manage/stations/{town['a']}/confirm",
+        "/manage/stations/{station_id}/inspections": f"/manage/stations/{town['a']}/inspections",
+        "/manage/stations/{station_id}/proposals": f"/manage/stations/{town['a']}/proposals",
+        "/manage/users/{user_id}/remove": f"/manage/users/{town['li'].id}/remove",
+        "/manage/reports/{report_id}": "/manage/reports/1",
+        "/manage/proposals/{proposal_id}": "/manage/proposals/1",
+    }
+    assert {shapes.get(r, r) for r in routes} - {"/manage/login"} == {p for p, _ in posts}
     for path, data in posts:
         for forged in ({}, {"csrf": "0" * 64}):
             r = client.post(path, data={**data, **forged}, follow_redirects=False)
@@ -763,3 +780,75 @@ def test_nul_bytes_in_page_queries_and_forms_are_refused_not_500(client, conn, t
         "/manage/login", data={"username": "a\x00b", "password": "x", "csrf": token}
     )
     assert 400 <= login.status_code < 500
+
+
+def test_a_manager_proposes_a_position_and_the_district_admin_accepts_it(client, conn, town):
+    import coordTransform
+
+    gcj = (114.2885, 30.5830)  # as copied from Amap
+    csrf = signed_in(client, town["zhang"])
+    page = client.get(f"/manage/stations/{town['a']}").text
+    assert 'id="propose"' in page
+    r = client.post(
+        f"/manage/stations/{town['a']}/proposals",
+        data={"csrf": csrf, "lon": str(gcj[0]), "lat": str(gcj[1]), "note": "门在马路对面"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    row = conn.execute(
+        text(
+            "SELECT id, ST_X(geom), ST_Y(geom), proposed_by, status FROM location_proposals "
+            "WHERE station_id = :s"
+        ),
+        {"s": town["a"]},
+    ).one()
+    want = coordTransform.gcj02_to_wgs84(*gcj)
+    assert abs(row[1] - want[0]) < 2e-5 and abs(row[2] - want[1]) < 2e-5
+    assert (row[3], row[4]) == ("zhang", "pending")
+    # the manager sees it pending but cannot decide
+    mine = client.get("/manage/proposals").text
+    assert "门在马路对面" in mine and 'class="decide"' not in mine
+    refused = client.post(f"/manage/proposals/{row[0]}", data={"csrf": csrf, "decision": "accept"})
+    assert refused.status_code == 403
+    # the district admin accepts: the station moves, the revision names them, channel page
+    client.cookies.clear()
+    csrf = signed_in(client, town["jh"])
+    assert 'class="decide"' in client.get("/manage/proposals").text
+    ok = client.post(
+        f"/manage/proposals/{row[0]}",
+        data={"csrf": csrf, "decision": "accept", "note": "核实无误"},
+        follow_redirects=False,
+    )
+    assert ok.status_code == 303
+    lon, lat = conn.execute(
+        text("SELECT ST_X(geom), ST_Y(geom) FROM stations WHERE id = :i"), {"i": town["a"]}
+    ).one()
+    assert (round(lon, 7), round(lat, 7)) == (round(row[1], 7), round(row[2], 7))
+    rev = conn.execute(
+        text(
+            "SELECT action, actor_name, channel FROM station_revisions WHERE station_id = :i "
+            "ORDER BY id DESC LIMIT 1"
+        ),
+        {"i": town["a"]},
+    ).one()
+    assert tuple(rev) == ("proposal", "jh-admin", "page")
+    again = client.post(f"/manage/proposals/{row[0]}", data={"csrf": csrf, "decision": "reject"})
+    assert again.status_code == 409
+
+
+def test_a_proposal_with_bad_coordinates_is_refused_and_writes_nothing(client, conn, town):
+    csrf = signed_in(client, town["zhang"])
+    for lon, lat in (("abc", "30.6"), ("114.3", "95"), ("nan", "30"), ("", "")):
+        r = client.post(
+            f"/manage/stations/{town['a']}/proposals",
+            data={"csrf": csrf, "lon": lon, "lat": lat},
+        )
+        assert r.status_code == 422, (lon, lat)
+    n = conn.execute(text("SELECT count(*) FROM location_proposals")).scalar_one()
+    assert n == 0
+    # another manager's station: 403
+    r = client.post(
+        f"/manage/stations/{town['b']}/proposals",
+        data={"csrf": csrf, "lon": "114.3", "lat": "30.6"},
+    )
+    assert r.status_code == 403

@@ -67,6 +67,8 @@ from app.errors import (
     status_for,
 )
 from app.exchange import csvsafe
+from app.geo.coords import CoordSys
+from app.geo.links import navigation_links
 from app.hours import HoursError, describe, station_state, zone
 from app.hours import suggest as hours_suggest
 from app.hours.calendar import DayKind
@@ -77,7 +79,12 @@ from app.reports.vocab import STATUS_LABELS as REPORT_STATUS_LABELS
 from app.stations import exchange_service
 from app.stations import queries as station_queries
 from app.stations import service as stations
-from app.stations.schemas import AmenityChange, StationFeaturePatch, StationPatchProperties
+from app.stations.schemas import (
+    AmenityChange,
+    StationFeaturePatch,
+    StationPatchProperties,
+    check_lon_lat,
+)
 from app.stations.vocab import AMENITIES, AMENITY_CODES, STATUSES
 from app.web.manage_text import texts
 
@@ -209,6 +216,7 @@ def _page(request: Request, conn: Connection, *, required: bool = True) -> Page:
     page.csrf = csrf_token(token)
     page.nav = [(page.url("/manage"), page.t["nav_stations"])]
     page.nav.append((page.url("/manage/reports"), page.t["nav_reports"]))
+    page.nav.append((page.url("/manage/proposals"), page.t["nav_proposals"]))
     if policy.can(actor, Action.USERS_READ):
         page.nav.append((page.url("/manage/users"), page.t["nav_users"]))
     if _may_import(actor):
@@ -795,6 +803,14 @@ def _editor(
         history_url=page.url(f"/manage/stations/{row['id']}/history"),
         labels={f: t.get(f, f) for f in EDITOR_FIELDS},
         inspections=_inspection_form(page, conn, settings, row),
+        propose=(
+            {"action": page.url(f"/manage/stations/{row['id']}/proposals")}
+            if policy.can(
+                actor, Action.LOCATION_PROPOSE, StationRef(int(row["id"]), row["district_code"])
+            )
+            and actor.role == "manager"
+            else None
+        ),
     )
 
 
@@ -826,6 +842,7 @@ def station_page(
             "nothing": page.t["nothing_changed"],
             "confirmed": page.t["confirmed_done"],
             "inspected": page.t["insp_done"],
+            "proposed": page.t["p_sent"],
         }.get(done or "")
         return _editor(page, conn, settings, row, values, int(row["version"]), message=message)
 
@@ -1852,3 +1869,109 @@ def stale_csv(request: Request, conn: ConnDep, settings: SettingsDep) -> Respons
         return _download(body, csvsafe.MEDIA_TYPE, "stale-stations.csv")
 
     return _guard(lambda: holder[0] if holder else None, work)
+
+
+# --- location proposals ------------------------------------------------------------------------
+
+
+@router.post("/stations/{station_id}/proposals", response_class=HTMLResponse)
+async def propose(request: Request, conn: ConnDep, station_id: StationId) -> Response:
+    """A manager proposes a new position (coordinates as copied from a phone map)."""
+    form = await _form(request)
+    holder: list[Page] = []
+
+    def work() -> Response:
+        page = _page(request, conn)
+        holder.append(page)
+        _check_csrf(page, form)
+        sent = _one(form, "coord_sys", 10)
+        crs: CoordSys = "wgs84" if sent == "wgs84" else "bd09" if sent == "bd09" else "gcj02"
+        try:
+            lon = float(_one(form, "lon", 20).strip())
+            lat = float(_one(form, "lat", 20).strip())
+            check_lon_lat(lon, lat)
+        except ValueError:
+            return page.problem(422, page.t["p_bad_number"])
+        note = _one(form, "note", 500).strip() or None
+        with _savepoint(conn):
+            stations.propose_location(
+                conn, _actor(page), station_id, lon, lat, note, crs, channel="page"
+            )
+        target = page.url(f"/manage/stations/{station_id}", done="proposed")
+        return RedirectResponse(target, status_code=303)
+
+    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)
+
+
+def _proposal_item(page: Page, actor: Actor, r: RowMapping) -> dict[str, Any]:
+    lon, lat = float(r["lon"]), float(r["lat"])
+    return {
+        "id": r["id"],
+        "station_name": r["station_name"],
+        "station_url": page.url(f"/manage/stations/{r['station_id']}"),
+        "proposed_by": r["proposed_by"],
+        "created": r["created_at"].astimezone(zone(page_tz(page))).strftime("%Y-%m-%d %H:%M"),
+        "status": page.t[f"p_status_{r['status']}"],
+        "distance": f"{float(r['distance_m']):.0f}",
+        "current": f"{float(r['station_lon']):.6f}, {float(r['station_lat']):.6f}",
+        "coordinates": f"{lon:.6f}, {lat:.6f}",
+        "map_url": navigation_links(lon, lat, str(r["station_name"]))["osm"],
+        "note": r["note"],
+        "decided_by": r["decided_by"],
+        "decision_note": r["decision_note"],
+        "decidable": r["status"] == "pending"
+        and policy.can(
+            actor, Action.LOCATION_DECIDE, StationRef(int(r["station_id"]), r["district_code"])
+        ),
+        "action": page.url(f"/manage/proposals/{r['id']}"),
+    }
+
+
+@router.get("/proposals", response_class=HTMLResponse)
+def proposals_page(
+    request: Request,
+    conn: ConnDep,
+    done: Annotated[str | None, Query(max_length=20)] = None,
+) -> Response:
+    """Location proposals for the stations in scope: managers follow theirs, district admins
+    decide."""
+    holder: list[Page] = []
+
+    def work() -> Response:
+        page = _page(request, conn)
+        holder.append(page)
+        actor = _actor(page)
+        rows = stations.list_proposals(conn, actor, None, None, 200)
+        return page.render(
+            "manage_proposals.html",
+            proposals=[_proposal_item(page, actor, r) for r in rows],
+            message={"accepted": page.t["p_accepted"], "rejected": page.t["p_rejected"]}.get(
+                done or ""
+            ),
+        )
+
+    return _guard(lambda: holder[0] if holder else None, work)
+
+
+@router.post("/proposals/{proposal_id}", response_class=HTMLResponse)
+async def decide_proposal(
+    request: Request,
+    conn: ConnDep,
+    proposal_id: Annotated[int, PathParam(ge=1, le=2**62)],
+) -> Response:
+    """Accept (the station moves) or reject a proposal."""
+    form = await _form(request)
+    holder: list[Page] = []
+
+    def work() -> Response:
+        page = _page(request, conn)
+        holder.append(page)
+        _check_csrf(page, form)
+        accept = _one(form, "decision", 10) == "accept"
+        note = _one(form, "note", 500).strip() or None
+        with _savepoint(conn):
+            stations.decide_proposal(conn, _actor(page), proposal_id, accept, note, channel="page")
+        done = "accepted" if accept else "rejected"
+        return RedirectResponse(page.url("/manage/proposals", done=done), status_code=303)
+
+    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)

@@ -459,3 +459,69 @@ _SPREADSHEET_TEXT: dict[str, dict[str, str]] = {
 }
 for _lang, _strings in _SPREADSHEET_TEXT.items():
     TEXT[_lang].update(_strings)
+
+
+#: Location proposals (a manager proposes a new position; a district admin decides).
+_PROPOSAL_TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "nav_proposals": "位置修改",
+        "p_title": "提出新位置",
+        "p_help": "站点的位置需由区域管理员审核后才会修改。可从高德或百度地图复制坐标。",
+        "p_lon": "经度",
+        "p_lat": "纬度",
+        "p_crs": "坐标来自",
+        "p_crs_gcj02": "高德地图 / 腾讯地图（GCJ-02）",
+        "p_crs_bd09": "百度地图（BD-09）",
+        "p_crs_wgs84": "GPS / OpenStreetMap（WGS-84）",
+        "p_note": "说明（可选）",
+        "p_submit": "提交位置修改",
+        "p_sent": "已提交，等待区域管理员审核。",
+        "p_bad_number": "经纬度须为数字。",
+        "p_list_title": "位置修改申请",
+        "p_none": "没有待审核的位置修改。",
+        "p_by": "{who} 提出",
+        "p_move": "移动 {m} 米：",
+        "p_see_map": "在地图上查看",
+        "p_decided": "{who} 已处理",
+        "p_decision_note": "处理说明（可选）",
+        "p_accept": "同意，移动站点",
+        "p_reject": "不同意",
+        "p_accepted": "已同意，站点已移动。",
+        "p_rejected": "已驳回。",
+        "p_status_pending": "待审核",
+        "p_status_accepted": "已同意",
+        "p_status_rejected": "已驳回",
+    },
+    "en": {
+        "nav_proposals": "Locations",
+        "p_title": "Propose a new position",
+        "p_help": "A district administrator checks a new position before the station moves. "
+        "Coordinates copied from Amap or Baidu Maps are fine.",
+        "p_lon": "Longitude",
+        "p_lat": "Latitude",
+        "p_crs": "Coordinates from",
+        "p_crs_gcj02": "Amap / Tencent Maps (GCJ-02)",
+        "p_crs_bd09": "Baidu Maps (BD-09)",
+        "p_crs_wgs84": "GPS / OpenStreetMap (WGS-84)",
+        "p_note": "Note (optional)",
+        "p_submit": "Propose this position",
+        "p_sent": "Proposed; a district administrator will check it.",
+        "p_bad_number": "Longitude and latitude must be numbers.",
+        "p_list_title": "Location proposals",
+        "p_none": "No location proposals waiting.",
+        "p_by": "proposed by {who}",
+        "p_move": "Moves {m} m:",
+        "p_see_map": "see on the map",
+        "p_decided": "decided by {who}",
+        "p_decision_note": "Note (optional)",
+        "p_accept": "Accept and move the station",
+        "p_reject": "Reject",
+        "p_accepted": "Accepted; the station has moved.",
+        "p_rejected": "Rejected.",
+        "p_status_pending": "pending",
+        "p_status_accepted": "accepted",
+        "p_status_rejected": "rejected",
+    },
+}
+for _lang, _strings in _PROPOSAL_TEXT.items():
+    TEXT[_lang].update(_strings)
