@@ -80,3 +80,9 @@ def test_map_page_with_amap_tiles_asks_for_gcj02(settings, conn, monkeypatch):
         page = tc.get("/map").text
     assert 'var COORD = "gcj02";' in page
     assert "autonavi" in page
+
+
+def test_favicon_is_an_empty_cached_answer_not_a_404(client):
+    r = client.get("/favicon.ico")
+    assert r.status_code == 204 and r.content == b""
+    assert "max-age" in r.headers["cache-control"]

@@ -68,6 +68,12 @@ def _point(lat: str | None, lon: str | None) -> tuple[float, float] | None:
     return la, lo
 
 
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    """Browsers ask every site for one: an empty answer they cache, not a 404 in the console."""
+    return Response(status_code=204, headers={"Cache-Control": "public, max-age=86400"})
+
+
 @router.get("/", response_class=HTMLResponse)
 def index(
     request: Request,
