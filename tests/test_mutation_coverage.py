@@ -459,3 +459,311 @@ def test_a_worker_at_the_station_on_a_one_way_street_against_its_drawing_is_0_mi
     assert m.minutes[0] * 60 == pytest.approx(walk_s)
     assert m.minutes[1] == INF
     assert m.nearest.tolist() == [0, -1] and m.multiplicity.tolist() == [1, 0]
+
+
+def test_progress_is_reported_per_batch_of_stations(monkeypatch):
+    from app.coverage import analysis
+    from app.coverage.analysis import Points, build_model, point_reach
+    from app.coverage.grid import CellSnaps
+    from app.network.graph import build_graph
+    from app.network.travel import Mode
+
+    g = build_graph(_network([(200, "residential", 0)] * 10), Mode.WALK)  # 11 nodes
+    rng = np.random.default_rng(5)
+    pts = Points(rng.integers(0, 10, 12), rng.uniform(0.1, 0.9, 12), np.zeros(12))
+    cells = CellSnaps(rng.integers(0, 10, 20), rng.uniform(0.1, 0.9, 20), np.zeros(20))
+    seen: list[int] = []
+    whole = point_reach(g, pts, cells, 600, progress=seen.append)
+    assert seen == [12]  # one batch of at most 48
+    # memory for 5 points' rows (two rows of 11 float64 each) and a little more: batches of 5
+    monkeypatch.setattr(analysis, "ROW_BUDGET_BYTES", 5 * 2 * 8 * 11 + 100)
+    seen.clear()
+    fives = point_reach(g, pts, cells, 600, progress=seen.append)
+    assert seen == [5, 5, 2]
+    key = sorted(zip(whole.point.tolist(), whole.cell.tolist(), whole.seconds.round(9).tolist()))
+    assert key == sorted(
+        zip(fives.point.tolist(), fives.cell.tolist(), fives.seconds.round(9).tolist())
+    )
+    seen.clear()
+    m = build_model(
+        g, cells, np.ones(20), pts, minutes_target=8, dense_minutes=5, progress=seen.append
+    )
+    assert seen == [5, 5, 2]
+    assert m.cells is cells and m.stations is pts
+    assert m.reach.cutoff_s == 480.0 and m.reach.seconds.max() <= 480.0
+
+
+def test_stations_that_reach_no_cell_and_a_cell_just_past_the_target():
+    from app.coverage.analysis import Points, build_model, point_reach
+    from app.coverage.grid import CellSnaps
+    from app.network.graph import build_graph
+    from app.network.travel import Mode
+
+    # 300 m of street, 1.5 km of footway, and again, in a line; walking 5 km/h: 1 m = 0.72 s
+    g = build_graph(_network([(300, "residential", 0), (1500, "footway", 0)] * 2), Mode.WALK)
+    st = Points(np.array([0, 0]), np.array([0.0, 0.0]), np.array([0.0, 0.0]))  # both at A
+    cells = CellSnaps(np.array([2]), np.array([1.0]), np.array([0.0]))  # 2.1 km: 25.2 min
+    r = point_reach(g, st, cells, 600)
+    assert (len(r.point), len(r.cell), len(r.seconds)) == (0, 0, 0)
+    assert (r.n_points, r.n_cells, r.cutoff_s) == (2, 1, 600.0)
+    assert r.count_per_cell().tolist() == [0] and r.matrix().shape == (2, 1)
+    # a cell 1260 m away (907.2 s): beyond 15 minutes, not in the reach, but its minutes known
+    near = CellSnaps(np.array([1]), np.array([0.64]), np.array([0.0]))
+    m = build_model(g, near, np.array([2]), st, minutes_target=15, dense_minutes=5)
+    assert m.minutes[0] * 60 == pytest.approx(1260 * 0.72)
+    assert len(m.reach.cell) == 0 and m.multiplicity.tolist() == [0]
+    assert m.weights.dtype == np.float64 and m.weights.tolist() == [2.0]
+
+
+def test_a_cell_on_a_one_way_dead_end_has_no_nearest_station():
+    from app.coverage.analysis import Points, build_model, nearest_minutes
+    from app.coverage.grid import CellSnaps
+    from app.network.graph import RoadNetwork, build_graph
+    from app.network.travel import Mode
+
+    # A→B→C one-way towards the station at C, and a one-way B→E leading away from it: from E's
+    # street a rider can never get back to C
+    net = RoadNetwork.from_arrays(
+        edge_id=[0, 1, 2],
+        source=[0, 1, 1],
+        target=[1, 2, 3],
+        length_m=[300, 300, 300],
+        highway=["residential"] * 3,
+        oneway=[1, 1, 1],
+        node_id=[0, 1, 2, 3],
+        lon=[LON0, LON0 + 300 / 96_000, LON0 + 600 / 96_000, LON0 + 300 / 96_000],
+        lat=[LAT0, LAT0, LAT0, LAT0 + 300 / 111_000],
+    )
+    g = build_graph(net, Mode.EBIKE)
+    at_c = Points(np.array([1]), np.array([1.0]), np.array([0.0]))
+    cells = CellSnaps(np.array([0, 2]), np.array([0.5, 0.5]), np.array([0.0, 0.0]))
+    minutes, nearest = nearest_minutes(g, at_c, cells)
+    assert minutes[0] * 60 == pytest.approx(36 + 72) and minutes[1] == INF
+    assert nearest.tolist() == [0, -1]
+    m = build_model(g, cells, np.ones(2), at_c, minutes_target=15, dense_minutes=5)
+    assert m.nearest.tolist() == [0, -1] and m.minutes[1] == INF
+
+
+# -------------------------------------------------------------------------------------------
+# site suggestion: the greedy's certificate and bookkeeping, worked out by hand
+# -------------------------------------------------------------------------------------------
+
+
+def _sites(rows: list[list[int]], n_cells: int):
+    from scipy import sparse
+
+    data = [(j, c) for j, row in enumerate(rows) for c in row]
+    r, c = zip(*data, strict=True)
+    return sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(rows), n_cells))
+
+
+# A = {0, 1, 2, 3}, B = {0, 1, 4}, C = {2, 3, 5}, D = {6}; seven cells of weight 1
+ABCD = [[0, 1, 2, 3], [0, 1, 4], [2, 3, 5], [6]]
+
+
+def test_greedy_bound_is_the_best_of_the_rounds_not_the_final_gains():
+    from app.coverage.solver import greedy_max_cover
+
+    g = greedy_max_cover(_sites(ABCD, 7), np.ones(7), k=2)
+    # greedy: A (4), then B, C, D all add 1 → B; 5 of 7. The optimum is B + C = 6.
+    assert g.chosen == [0, 1] and g.covered_weight_after == 5.0
+    # bound before round 2: 4 + the two largest (stale) gains 1 + 1 = 6 — the optimum; the
+    # final 5 + the two largest remaining gains (C 1, D 1) = 7 is looser
+    assert g.upper_bound == 6.0 and g.optimal is None
+    assert g.message == "greedy (lazy gain updates)"
+
+
+def test_forced_sites_count_in_the_bound_and_in_the_evaluations():
+    from app.coverage.solver import greedy_max_cover
+
+    g = greedy_max_cover(_sites(ABCD, 7), np.ones(7), k=3, forced=[3])
+    # D forced (1), then A (4) and B (1): 6. B + C + D would give 7.
+    assert g.chosen == [3, 0, 1] and g.gains == [1.0, 4.0, 1.0]
+    # bound: D's 1 + (A's 4 + the two largest stale gains then, 1 + 1) = 7 = the optimum;
+    # not proven optimal
+    assert g.upper_bound == 7.0 and g.optimal is None
+    # two forced (C, then A) of k = 3: one evaluation each, then B's single one (cell 4)
+    two = greedy_max_cover(_sites(ABCD[:3], 6), np.ones(6), k=3, forced=[2, 0])
+    assert two.chosen == [2, 0, 1] and two.gains == [3.0, 2.0, 1.0]
+    assert two.evaluations == 3 and two.optimal is True
+
+
+def test_a_grid_of_one_cell_beside_a_motorway():
+    from app.coverage.grid import build_grid
+    from app.network.graph import build_graph
+    from app.network.travel import Mode
+
+    # 150 m of street at resolution 8 (cells ~0.74 km²): one study cell; 2 km of motorway on
+    net = _network([(150, "residential", 0), (2000, "motorway", 0)])
+    grid = build_grid(net, 8)
+    assert grid.n_cells == 1
+    assert grid.road_m[0] == pytest.approx(net.metric_geometry[0].length, rel=1e-9)
+    own = grid.piece_cell == 0
+    assert own.sum() >= 4 and (grid.piece_cell[~own] == -1).all()
+    # each of its pieces knows how far its midpoint is from the cell centre
+    cx, cy = net.to_metric.transform(grid.lon, grid.lat)
+    line = net.metric_geometry[grid.piece_edge[own]]
+    mid = shapely.line_interpolate_point(line, grid.piece_fraction[own], normalized=True)
+    want = np.hypot(shapely.get_x(mid) - cx[0], shapely.get_y(mid) - cy[0])
+    np.testing.assert_allclose(grid.piece_to_centre_m[own], want, atol=0.01)
+    lower = h3.str_to_int(h3.latlng_to_cell(LAT0, LON0 + 20 / 96_000, 8))
+    higher = max(map(h3.str_to_int, h3.grid_disk(h3.latlng_to_cell(30.75, 114.5, 8), 3)))
+    assert grid.cells.tolist() == [lower] and higher > lower
+    assert grid.index_of(np.array([higher, lower])).tolist() == [-1, 0]
+    snaps = grid.snaps(build_graph(net, Mode.WALK))
+    assert snaps.edge.tolist() == [0] and snaps.off_m.tolist() == [0.0]
+
+
+def test_cells_of_points_are_the_exact_h3_cells_holding_them():
+    from app.coverage.grid import cells_of_points
+
+    lon = [114.3, 114.31, 113.9]
+    lat = [30.58, 30.6, 22.5]
+    got = cells_of_points(np.array(lon), np.array(lat), 9)
+    assert got.dtype == np.int64
+    for c, x, y in zip(got.tolist(), lon, lat, strict=True):
+        assert isinstance(c, int) and h3.is_valid_cell(h3.int_to_str(c))
+        ring = [(lng, la) for la, lng in h3.cell_to_boundary(h3.int_to_str(c))]
+        assert shapely.Polygon(ring).contains(shapely.Point(x, y))
+    assert got.tolist() == [h3.str_to_int(h3.latlng_to_cell(y, x, 9)) for x, y in zip(lon, lat)]
+
+
+def test_a_car_on_a_network_of_footways_is_nowhere():
+    from app.coverage.grid import build_grid
+    from app.network.graph import build_graph
+    from app.network.travel import Mode
+
+    net = _network([(400, "footway", 0)])
+    snaps = build_grid(net, 10).snaps(build_graph(net, Mode.CAR))
+    assert len(snaps.edge) >= 2 and snaps.edge.tolist() == [-1] * len(snaps.edge)
+    assert not snaps.reachable.any()
+
+
+def test_a_cell_off_the_map_has_no_time_even_next_to_a_station():
+    from app.coverage.analysis import Points, nearest_minutes
+    from app.coverage.grid import CellSnaps
+    from app.network.graph import build_graph
+    from app.network.travel import Mode
+
+    g = build_graph(_network([(300, "residential", 0)] * 3), Mode.WALK)
+    at_b = Points(np.array([1]), np.array([0.0]), np.array([0.0]))
+    cells = CellSnaps(np.array([-1, 2]), np.array([1.0, 1.0]), np.array([0.0, 0.0]))
+    minutes, nearest = nearest_minutes(g, at_b, cells)
+    assert minutes[0] == INF and nearest[0] == -1
+    assert minutes[1] * 60 == pytest.approx(600 * 0.72) and nearest[1] == 0
+
+
+def test_greedy_that_covers_every_cell_is_proven_optimal_even_at_the_budget():
+    from app.coverage.solver import greedy_max_cover
+
+    # {0, 2}, {1}, {0, 1} and two sites covering nothing, k = 2: greedy takes {0, 2}, then {1}
+    # (ties to the lower index): all three cells, nothing more is possible
+    g = greedy_max_cover(_sites([[0, 2], [1], [0, 1], [], []], 3), np.ones(3), k=2)
+    assert g.chosen == [0, 1] and g.covered_weight_after == 3.0 == g.total_weight
+    assert g.optimal is True and g.upper_bound == 3.0
+
+
+def test_the_exact_solver_reports_the_model_it_solved():
+    from app.coverage.solver import exact_max_cover, reduce_instance
+
+    classic = _sites(ABCD[:3], 6)
+    # A = {0, 1, 2, 3}, B = {0, 1, 4}, C = {2, 3, 5}: cells 0 and 1 are reached by A and B
+    # alike, 2 and 3 by A and C: four groups of cells ({0, 1}, {2, 3}, {4}, {5})
+    red = reduce_instance(classic, np.ones(6))
+    assert (red.n_candidates, red.n_cells, red.n_groups) == (3, 6, 4)
+    assert red.cover.shape == (3, 4) and sorted(red.weights.tolist()) == [1.0, 1.0, 2.0, 2.0]
+    e = exact_max_cover(classic, np.ones(6), k=2)
+    assert e.chosen == [1, 2] and e.optimal is True
+    assert e.message.startswith("HiGHS: ") and "Optimal" in e.message
+    assert e.message.endswith("(3 candidates × 4 cell groups)")
+    # everything already covered: nothing left to choose from
+    done = reduce_instance(classic, np.ones(6), np.ones(6, dtype=bool))
+    assert done.cover.shape == (0, 0) and len(done.candidates) == 0
+    assert (done.n_candidates, done.n_cells) == (3, 6)
+    assert done.group_of_cell.tolist() == [-1] * 6
+    t = exact_max_cover(classic, np.ones(6), np.ones(6, dtype=bool), k=2)
+    assert t.chosen == [] and t.message == "trivial (0 candidates × 0 cell groups)"
+
+
+def test_exact_solver_stopped_by_its_time_limit(monkeypatch):
+    """HiGHS stopping at the time limit, played by a stand-in (a real stop depends on the
+    machine's speed): with a solution, that one is returned with HiGHS's bound; without one,
+    the greedy selection is."""
+    from app.coverage import solver
+
+    classic = _sites(ABCD[:3], 6)
+
+    def stopped(picks):
+        def fake(red, k, time_limit_s, mip_rel_gap):
+            assert k == 1 + (picks is None) and time_limit_s == 5.0 and mip_rel_gap == 0.0
+            return picks, solver._LIMIT, "Time limit reached", 4.0
+
+        return fake
+
+    # no incumbent: greedy's A (4) then B (1); bound: nothing before + HiGHS's 4 < 5 → 5
+    monkeypatch.setattr(solver, "_solve_milp", stopped(None))
+    s = solver.exact_max_cover(classic, np.ones(6), k=2, time_limit_s=5.0)
+    assert s.chosen == [0, 1] and s.gains == [4.0, 1.0] and s.evaluations == 5
+    assert (s.covered_weight_before, s.covered_weight_after, s.total_weight) == (0, 5, 6)
+    assert s.optimal is False and not s.stopped_early and s.upper_bound == 5.0
+    assert s.message == (
+        "HiGHS: Time limit reached, no incumbent: greedy selection returned"
+        " (3 candidates × 4 cell groups)"
+    )
+    # C forced (3): left are cells 0, 1 (A or B) and 4 (B), two candidates and two groups;
+    # HiGHS found B for the one free pick (3 more) and bounds that part by 4: at most 3 + 4
+    monkeypatch.setattr(solver, "_solve_milp", stopped(np.array([1])))
+    f = solver.exact_max_cover(classic, np.ones(6), k=2, forced=[2], time_limit_s=5.0)
+    assert f.chosen == [2, 1] and f.gains == [3.0, 3.0] and f.evaluations == 2
+    assert f.optimal is False and f.upper_bound == 7.0
+    assert f.message == "HiGHS: Time limit reached (2 candidates × 2 cell groups)"
+
+
+def test_exact_solver_without_a_choice_to_make():
+    from app.coverage.solver import exact_max_cover
+
+    # two sites, three cells: 0 (site 0), 1 (site 1), 2 (both): k = 2 takes both, no solver
+    e = exact_max_cover(_sites([[0, 2], [1, 2]], 3), np.ones(3), k=2)
+    assert e.chosen == [0, 1] and e.gains == [2.0, 1.0] and e.evaluations == 3
+    assert e.message == "every useful candidate fits in k (2 candidates × 3 cell groups)"
+    # one site forced of k = 2, one useful site left for the one free pick
+    f = exact_max_cover(_sites([[0], [1]], 2), np.ones(2), k=2, forced=[0])
+    assert f.chosen == [0, 1] and f.gains == [1.0, 1.0] and f.optimal is True
+    assert f.message == "every useful candidate fits in k (1 candidates × 1 cell groups)"
+    # every pick forced: nothing to solve
+    t = exact_max_cover(_sites(ABCD[:3], 6), np.ones(6), k=1, forced=[0])
+    assert t.chosen == [0] and t.gains == [4.0] and t.evaluations == 1
+    assert t.message == "trivial (2 candidates × 2 cell groups)"
+
+
+def test_greedy_details_a_planner_reads():
+    from app.coverage.solver import coverage_gain, greedy_max_cover
+
+    # as in the bound test above, with cells of a quarter each: bound 6 × 0.25
+    q = greedy_max_cover(_sites(ABCD, 7), np.full(7, 0.25), k=2)
+    assert q.chosen == [0, 1] and q.upper_bound == 1.5 and q.optimal is None
+    # every pick forced: one evaluation, nothing else looked at
+    f = greedy_max_cover(_sites(ABCD, 7), np.ones(7), k=1, forced=[2])
+    assert f.chosen == [2] and f.evaluations == 1 and f.upper_bound >= 3.0
+    classic = _sites(ABCD[:3], 6)
+    with pytest.raises(
+        ValueError, match=r"^chosen: candidate indices must be integers, got a bool$"
+    ):
+        coverage_gain(classic, np.ones(6), None, [True])
+    with pytest.raises(ValueError, match=r"^chosen: candidate 3 out of range 0\.\.2$"):
+        coverage_gain(classic, np.ones(6), None, [3])
+
+
+def test_bad_site_suggestion_input_is_named_precisely():
+    from app.coverage.solver import greedy_max_cover
+
+    with pytest.raises(ValueError, match=r"^cover: must be 2-D \(candidates × cells\), got 3-D$"):
+        greedy_max_cover(np.zeros((2, 2, 2)), np.ones(2), k=1)
+    with pytest.raises(ValueError, match=r"^cover: not a 0/1 matrix \(.*dtype <U1"):
+        greedy_max_cover(np.array([["a", "b"]]), np.ones(2), k=1)
+    with pytest.raises(ValueError, match=r"^weights: must be finite, cell 1 is .*nan"):
+        greedy_max_cover(np.ones((1, 3)), [1, np.nan, 2], k=1)
+    with pytest.raises(ValueError, match=r"^weights: must be ≥ 0, cell 2 is .*-2\.0"):
+        greedy_max_cover(np.ones((1, 3)), [0, 1, -2], k=1)
+    with pytest.raises(ValueError, match=r"^covered: must be a boolean \(or 0/1\) mask$"):
+        greedy_max_cover(np.ones((1, 3)), np.ones(3), np.array([1, 0, 1], dtype=object), k=1)

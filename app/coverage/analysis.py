@@ -155,7 +155,8 @@ def _same_edge_seconds(
     fw, bw = bool(graph.costs.forward[pe]), bool(graph.costs.backward[pe])
     a = cells.fraction[subset][same]  # from the cell's place
     b = float(pts.fraction[p])  # to the point
-    ok = np.where(b >= a, fw, bw)
+    # at the very same spot (b == a) no travel is needed, whatever the one-way rule
+    ok = np.where(b >= a, fw, bw) | (b == a)
     t = np.abs(b - a) * c + cells.off_m[subset][same] / graph.settings.walk_mps
     t += float(pts.off_m[p]) / graph.settings.walk_mps
     out[same] = np.where(ok, t, np.inf)

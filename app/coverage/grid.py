@@ -89,7 +89,9 @@ class DemandGrid:
         """Positions of H3 cells in this grid (-1 when not a study cell)."""
         pos = np.searchsorted(self.cells, cells)
         pos = np.minimum(pos, max(self.n_cells - 1, 0))
-        found = (self.n_cells > 0) & (self.cells[pos] == cells)
+        if self.n_cells == 0:
+            return np.full(len(cells), -1, dtype=np.intp)
+        found = self.cells[pos] == cells
         return np.where(found, pos, -1).astype(np.intp)
 
     def weights(self, kind: str) -> NDArray[np.float64]:
@@ -186,7 +188,9 @@ def build_grid(
     n = len(cells)
     pos = np.searchsorted(cells, piece_h3)
     pos = np.minimum(pos, max(n - 1, 0))
-    piece_cell = np.where((n > 0) & (cells[pos] == piece_h3), pos, -1).astype(np.intp)
+    # no study cell at all (e.g. only motorways): every piece is outside (cells[0] would fail)
+    found = cells[pos] == piece_h3 if n > 0 else np.zeros(len(piece_h3), dtype=bool)
+    piece_cell = np.where(found, pos, -1).astype(np.intp)
     counted = demand & (piece_cell >= 0)
     road = np.asarray(
         np.bincount(piece_cell[counted], weights=seg[counted], minlength=n), dtype=np.float64
@@ -200,8 +204,11 @@ def build_grid(
         area[i] = h3.cell_area(s, unit="km^2")
     cx, cy = network.to_metric.transform(clon, clat)
     cx, cy = np.asarray(cx), np.asarray(cy)
-    safe = np.maximum(piece_cell, 0)
-    to_centre = np.where(piece_cell >= 0, np.hypot(mx - cx[safe], my - cy[safe]), np.inf)
+    if n > 0:
+        safe = np.maximum(piece_cell, 0)
+        to_centre = np.where(piece_cell >= 0, np.hypot(mx - cx[safe], my - cy[safe]), np.inf)
+    else:
+        to_centre = np.full(len(piece_cell), np.inf)
     return DemandGrid(
         resolution=resolution,
         cells=cells,
