@@ -262,6 +262,26 @@ def _savepoint(conn: Connection) -> Iterator[None]:
         yield
 
 
+def _serve(
+    request: Request,
+    conn: Connection,
+    work: Callable[[Page], Response],
+    form: dict[str, list[str]] | None = None,
+) -> Response:
+    """Run a page for the signed-in actor (else a redirect to sign in), checking a post's
+    CSRF value first when its `form` is given."""
+    holder: list[Page] = []
+
+    def run() -> Response:
+        page = _page(request, conn)
+        holder.append(page)
+        if form is not None:
+            _check_csrf(page, form)
+        return work(page)
+
+    return _guard(lambda: holder[0] if holder else None, run)
+
+
 def _guard(page_of: Callable[[], Page | None], work: Callable[[], Response]) -> Response:
     """Run a page: early answers (_Stop) and domain errors become pages, never JSON."""
     try:
@@ -413,19 +433,15 @@ def _next_with_lang(page: Page, raw: str) -> str:
 async def logout(request: Request, conn: ConnDep) -> Response:
     """End the cookie session (revoked in the database, cookie cleared)."""
     form = await _form(request)
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
-        _check_csrf(page, form)
+    def work(page: Page) -> Response:
         with _savepoint(conn):
             accounts.logout(conn, _actor(page))
         response = RedirectResponse(page.url("/manage/login"), status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
 
-    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)
+    return await run_in_threadpool(_serve, request, conn, work, form)
 
 
 # --- accepting an invitation ---------------------------------------------------------------
@@ -544,11 +560,8 @@ def home(
 ) -> Response:
     """My stations (managers) / the stations in scope (district admins, admins), with open
     reports, freshness and a one-tap "still correct"."""
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
+    def work(page: Page) -> Response:
         actor = _actor(page)
         scope = policy.station_scope(actor)
         level_min = int(level) if level and level.isdigit() and 1 <= int(level) <= 5 else None
@@ -594,19 +607,15 @@ def home(
             ),
         )
 
-    return _guard(lambda: holder[0] if holder else None, work)
+    return _serve(request, conn, work)
 
 
 @router.post("/stations/{station_id}/confirm")
 async def confirm(request: Request, conn: ConnDep, station_id: StationId) -> Response:
     """ "Still correct": the manager confirms the station as it is (H2's confirm service)."""
     form = await _form(request)
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
-        _check_csrf(page, form)
+    def work(page: Page) -> Response:
         with _savepoint(conn):
             stations.confirm_station(conn, _actor(page), station_id, channel="page")
         back = _one(form, "back", 500)
@@ -614,7 +623,7 @@ async def confirm(request: Request, conn: ConnDep, station_id: StationId) -> Res
         sep = "&" if "?" in target else "?"
         return RedirectResponse(f"{target}{sep}done=confirmed", status_code=303)
 
-    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)
+    return await run_in_threadpool(_serve, request, conn, work, form)
 
 
 # --- the station editor ----------------------------------------------------------------------
@@ -830,11 +839,8 @@ def station_page(
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     """The station editor, with the next 7 days as couriers will see them."""
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
+    def work(page: Page) -> Response:
         row = _editable_row(conn, _actor(page), station_id)
         values = _row_values(row, _editable(_actor(page)), settings.time_zone)
         message = {
@@ -846,7 +852,7 @@ def station_page(
         }.get(done or "")
         return _editor(page, conn, settings, row, values, int(row["version"]), message=message)
 
-    return _guard(lambda: holder[0] if holder else None, work)
+    return _serve(request, conn, work)
 
 
 def _conflict(
@@ -894,12 +900,8 @@ async def station_submit(
     version the form was rendered with: an edit saved meanwhile is shown side by side with
     the user's values, which stay in the form."""
     form = await _form(request)
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
-        _check_csrf(page, form)
+    def work(page: Page) -> Response:
         actor = _actor(page)
         row = _editable_row(conn, actor, station_id)
         fields = _editable(actor)
@@ -987,7 +989,7 @@ async def station_submit(
             page.url(f"/manage/stations/{station_id}", done="saved"), status_code=303
         )
 
-    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)
+    return await run_in_threadpool(_serve, request, conn, work, form)
 
 
 # --- history ---------------------------------------------------------------------------------
@@ -1002,11 +1004,8 @@ def history_page(
     before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     """Who changed what and when, each field before → after, newest first."""
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
+    def work(page: Page) -> Response:
         result = stations.history(conn, _actor(page), station_id, 50, before)
         tz = zone(settings.time_zone)
         items = []
@@ -1042,7 +1041,7 @@ def history_page(
             station_url=page.url(f"/manage/stations/{station_id}"),
         )
 
-    return _guard(lambda: holder[0] if holder else None, work)
+    return _serve(request, conn, work)
 
 
 def _station_name(conn: Connection, station_id: int) -> str:
@@ -1160,11 +1159,8 @@ def reports_page(
 ) -> Response:
     """The reports about the actor's stations (district admins: all in scope), overdue first,
     then newest first, each with acknowledge / resolve / reject."""
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
+    def work(page: Page) -> Response:
         return _reports(
             page,
             conn,
@@ -1174,7 +1170,7 @@ def reports_page(
             message=page.t["r_done"] if done == "answered" else None,
         )
 
-    return _guard(lambda: holder[0] if holder else None, work)
+    return _serve(request, conn, work)
 
 
 @router.post("/reports/{report_id}", response_class=HTMLResponse)
@@ -1187,12 +1183,8 @@ async def answer_report(
     """Acknowledge, resolve (saying what was done) or reject (saying why) a report; resolving
     can apply the matching station edit in the same transaction."""
     form = await _form(request)
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
-        _check_csrf(page, form)
+    def work(page: Page) -> Response:
         answer: dict[str, Any] = {"status": _one(form, "status", 20)}
         note = _one(form, "note", 600).strip()
         if note:
@@ -1229,7 +1221,7 @@ async def answer_report(
             return _reports(page, conn, settings, status=status_for(exc), error=exc.detail)
         return RedirectResponse(page.url("/manage/reports", done="answered"), status_code=303)
 
-    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)
+    return await run_in_threadpool(_serve, request, conn, work, form)
 
 
 # --- inspections (district admins, admins) ---------------------------------------------------
@@ -1271,12 +1263,8 @@ async def record_inspection(
 ) -> Response:
     """Record an inspection (date, inspector, checklist, findings) and the star level."""
     form = await _form(request)
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
-        _check_csrf(page, form)
+    def work(page: Page) -> Response:
         row = stations.get_station(conn, station_id)
         ticked = set(form.get("check") or [])
         codes = [t.code for t in inspections_service.items(settings)]
@@ -1307,7 +1295,7 @@ async def record_inspection(
             page.url(f"/manage/stations/{station_id}", done="inspected"), status_code=303
         )
 
-    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)
+    return await run_in_threadpool(_serve, request, conn, work, form)
 
 
 def _editor_again(
@@ -1334,14 +1322,11 @@ def users_page(
     done: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Response:
     """The accounts in scope (remove), and a form to invite one."""
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
+    def work(page: Page) -> Response:
         return _users(page, conn, message=page.t["u_removed"] if done == "removed" else None)
 
-    return _guard(lambda: holder[0] if holder else None, work)
+    return _serve(request, conn, work)
 
 
 def _users(
@@ -1383,29 +1368,21 @@ async def remove_user(
 ) -> Response:
     """Remove an account in scope (its sessions end; its edits stay attributed)."""
     form = await _form(request)
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
-        _check_csrf(page, form)
+    def work(page: Page) -> Response:
         with _savepoint(conn):
             accounts.remove_user(conn, _actor(page), user_id, channel="page")
         return RedirectResponse(page.url("/manage/users", done="removed"), status_code=303)
 
-    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)
+    return await run_in_threadpool(_serve, request, conn, work, form)
 
 
 @router.post("/invitations", response_class=HTMLResponse)
 async def invite(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     """Create a one-time invitation; its code is shown on this response only."""
     form = await _form(request)
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
-        _check_csrf(page, form)
+    def work(page: Page) -> Response:
         keys = ("role", "districts", "stations", "username")
         typed = {k: _one(form, k, 500).strip() for k in keys}
         try:
@@ -1441,7 +1418,7 @@ async def invite(request: Request, conn: ConnDep, settings: SettingsDep) -> Resp
         )
         return _users(page, conn, invitation=invitation)
 
-    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)
+    return await run_in_threadpool(_serve, request, conn, work, form)
 
 
 # --- spreadsheets: upload with a preview, apply, exports, the stale call list ---------------
@@ -1627,15 +1604,12 @@ def _import_page(
 def import_page(request: Request, conn: ConnDep) -> Response:
     """Upload XLSX, CSV or GeoJSON for a preview (district admins, admins); the template and
     the exports of the stations in scope."""
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
+    def work(page: Page) -> Response:
         exchange_service.check_may_import(_actor(page))
         return _import_page(page)
 
-    return _guard(lambda: holder[0] if holder else None, work)
+    return _serve(request, conn, work)
 
 
 async def _upload_form(request: Request) -> tuple[dict[str, list[str]], bytes | None, str, str]:
@@ -1659,12 +1633,8 @@ async def import_preview(request: Request, conn: ConnDep, settings: SettingsDep)
     """Read and check the whole file and show what applying it would do; nothing is
     written. The file waits server-side (IMPORT_TTL_S) for the apply form."""
     form, data, filename, media = await _upload_form(request)
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
-        _check_csrf(page, form)
+    def work(page: Page) -> Response:
         actor = _actor(page)
         exchange_service.check_may_import(actor)
         coord_sys = _one(form, "coord_sys", 10) or "wgs84"
@@ -1695,7 +1665,7 @@ async def import_preview(request: Request, conn: ConnDep, settings: SettingsDep)
             page, preview=preview, upload_id=upload_id, filename=filename, coord_sys=coord_sys
         )
 
-    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)
+    return await run_in_threadpool(_serve, request, conn, work, form)
 
 
 class _PreviewChanged(Exception):
@@ -1710,12 +1680,8 @@ async def import_apply(request: Request, conn: ConnDep, settings: SettingsDep) -
     """Apply exactly the previewed file, all of it or nothing, audited with channel
     `import`; each likely duplicate as the user chose (skip / import anyway)."""
     form = await _form(request)
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
-        _check_csrf(page, form)
+    def work(page: Page) -> Response:
         actor = _actor(page)
         exchange_service.check_may_import(actor)
         upload_id = _one(form, "upload", 60)
@@ -1808,7 +1774,7 @@ async def import_apply(request: Request, conn: ConnDep, settings: SettingsDep) -
         counts["written"] = outcome.body.get("written", 0)
         return _import_page(page, done=counts, filename=filename)
 
-    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)
+    return await run_in_threadpool(_serve, request, conn, work, form)
 
 
 def _download(data: bytes | str, media: str, filename: str) -> Response:
@@ -1823,11 +1789,8 @@ def export_page(
 ) -> Response:
     """The stations the signed-in user may edit (admins: all) as XLSX, CSV or GeoJSON, by the
     same service as GET /api/v1/me/stations/export.*"""
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
+    def work(page: Page) -> Response:
         if fmt not in ("xlsx", "csv", "geojson"):
             raise NotFoundError(page.t["not_found"])
         rows = exchange_service.export_rows(conn, _actor(page))
@@ -1839,7 +1802,7 @@ def export_page(
         body = json.dumps(exchange_service.export_geojson(rows), ensure_ascii=False, default=str)
         return _download(body.encode(), "application/geo+json", name)
 
-    return _guard(lambda: holder[0] if holder else None, work)
+    return _serve(request, conn, work)
 
 
 #: Stations on the stale call list download.
@@ -1850,11 +1813,8 @@ STALE_CSV_LIMIT = 10_000
 def stale_csv(request: Request, conn: ConnDep, settings: SettingsDep) -> Response:
     """The call list of stale stations in scope (district admins, admins): the same CSV as
     GET /api/v1/stations/stale?format=csv."""
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
+    def work(page: Page) -> Response:
         result = stations.stale_stations(
             conn,
             _actor(page),
@@ -1868,7 +1828,7 @@ def stale_csv(request: Request, conn: ConnDep, settings: SettingsDep) -> Respons
         )
         return _download(body, csvsafe.MEDIA_TYPE, "stale-stations.csv")
 
-    return _guard(lambda: holder[0] if holder else None, work)
+    return _serve(request, conn, work)
 
 
 # --- location proposals ------------------------------------------------------------------------
@@ -1878,12 +1838,8 @@ def stale_csv(request: Request, conn: ConnDep, settings: SettingsDep) -> Respons
 async def propose(request: Request, conn: ConnDep, station_id: StationId) -> Response:
     """A manager proposes a new position (coordinates as copied from a phone map)."""
     form = await _form(request)
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
-        _check_csrf(page, form)
+    def work(page: Page) -> Response:
         sent = _one(form, "coord_sys", 10)
         crs: CoordSys = "wgs84" if sent == "wgs84" else "bd09" if sent == "bd09" else "gcj02"
         try:
@@ -1900,7 +1856,7 @@ async def propose(request: Request, conn: ConnDep, station_id: StationId) -> Res
         target = page.url(f"/manage/stations/{station_id}", done="proposed")
         return RedirectResponse(target, status_code=303)
 
-    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)
+    return await run_in_threadpool(_serve, request, conn, work, form)
 
 
 def _proposal_item(page: Page, actor: Actor, r: RowMapping) -> dict[str, Any]:
@@ -1935,11 +1891,8 @@ def proposals_page(
 ) -> Response:
     """Location proposals for the stations in scope: managers follow theirs, district admins
     decide."""
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
+    def work(page: Page) -> Response:
         actor = _actor(page)
         rows = stations.list_proposals(conn, actor, None, None, 200)
         return page.render(
@@ -1950,7 +1903,7 @@ def proposals_page(
             ),
         )
 
-    return _guard(lambda: holder[0] if holder else None, work)
+    return _serve(request, conn, work)
 
 
 @router.post("/proposals/{proposal_id}", response_class=HTMLResponse)
@@ -1961,12 +1914,8 @@ async def decide_proposal(
 ) -> Response:
     """Accept (the station moves) or reject a proposal."""
     form = await _form(request)
-    holder: list[Page] = []
 
-    def work() -> Response:
-        page = _page(request, conn)
-        holder.append(page)
-        _check_csrf(page, form)
+    def work(page: Page) -> Response:
         accept = _one(form, "decision", 10) == "accept"
         note = _one(form, "note", 500).strip() or None
         with _savepoint(conn):
@@ -1974,4 +1923,4 @@ async def decide_proposal(
         done = "accepted" if accept else "rejected"
         return RedirectResponse(page.url("/manage/proposals", done=done), status_code=303)
 
-    return await run_in_threadpool(_guard, lambda: holder[0] if holder else None, work)
+    return await run_in_threadpool(_serve, request, conn, work, form)
