@@ -19,6 +19,26 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def private_database_url() -> str:
+    """The running private cluster's URL (scripts/lib.sh's .pgdata), or "" when there is none:
+    never a guessed address where someone else's server may listen."""
+    from app.localdb import NoDatabaseError, discover
+
+    try:
+        return discover().url
+    except NoDatabaseError:
+        return ""
+
+
+def require_database_url(url: str) -> str:
+    """`url`, or when it is empty the private cluster's, or NoDatabaseError saying why not."""
+    if url:
+        return url
+    from app.localdb import discover
+
+    return normalise_database_url(discover().url)
+
+
 class Settings(BaseSettings):
     """Deployment settings. `DATABASE_URL` and `ADMIN_TOKEN` are read without prefix."""
 
@@ -26,8 +46,10 @@ class Settings(BaseSettings):
         env_prefix="YIZHAN_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
+    #: Unset: the project's private cluster (app/localdb.py: .pgdata's port and password,
+    #: only while that cluster runs), else "" — and `require_database_url` refuses, saying why.
     database_url: str = Field(
-        default="postgresql+psycopg://yizhan@127.0.0.1:55432/yizhan",
+        default_factory=lambda: private_database_url(),
         validation_alias=AliasChoices("DATABASE_URL", "YIZHAN_DATABASE_URL"),
     )
     admin_token: SecretStr | None = Field(
@@ -99,6 +121,9 @@ class Settings(BaseSettings):
     #: never holds the server's GIL nor takes CPU time from requests) or `thread` (in the
     #: server process: tests, debugging).
     coverage_worker: Literal["process", "thread"] = "process"
+    #: After start-up, compute the planner's default run (walk, 15 min) and what its page
+    #: shows, in the background (app/coverage/warmup.py): the first page is then served warm.
+    coverage_warm_up: bool = True
     #: Keep the opening-hours window fresh from inside the server (check hourly).
     hours_auto_refresh: bool = True
     #: Problem reports a client address may file (`limits` syntax), and where counts live

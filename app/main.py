@@ -27,7 +27,8 @@ from app.api.openapi import Health, NotReady, Ready, body, install_openapi
 from app.api.responses import JSONBytesResponse
 from app.config import Settings, get_settings
 from app.coverage.routes import router as coverage_router
-from app.coverage.service import CoverageEngine
+from app.coverage.service import CoverageEngine, Run
+from app.coverage.warmup import warm_up
 from app.db.engine import Database, make_engine
 from app.demand.routes import UPLOAD_METHOD as DEMAND_UPLOAD_METHOD
 from app.demand.routes import UPLOAD_PATH_PREFIX as DEMAND_UPLOAD_PREFIX
@@ -51,6 +52,8 @@ from app.web.docs import STATIC as DOCS_STATIC
 from app.web.docs import router as docs_router
 from app.web.manage import UPLOAD_PAGE_PATH as MANAGE_UPLOAD_PATH
 from app.web.manage import router as manage_router
+from app.web.maps import planner_map
+from app.web.routes import TEMPLATES as PAGE_TEMPLATES
 from app.web.routes import router as web_router
 
 log = logging.getLogger("yizhan")
@@ -67,6 +70,14 @@ async def _keep_hours_fresh(engine: Engine, tz: str, every_s: float = 3600.0) ->
         except Exception:  # the database may be down; /readyz reports that
             log.warning("opening-hours refresh failed", exc_info=True)
         await asyncio.sleep(every_s)
+
+
+def _warm_planner_map(run: Run) -> None:
+    """Build the default planner page's map once and compile the page's template (a first
+    build compiles folium's templates and derives close pairs: ~0.8 s of a first page
+    otherwise; app/coverage/warmup.py)."""
+    planner_map(run, tiles="osm", lang="zh")
+    PAGE_TEMPLATES.get_template("planner.html")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -88,11 +99,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         refresher = None
         if settings.hours_auto_refresh:
             refresher = asyncio.create_task(_keep_hours_fresh(engine, settings.time_zone))
+        warming = None
+        if settings.coverage_warm_up:
+            # in the background: readiness never waits for it, and it never fails start-up
+            warming = asyncio.create_task(
+                warm_up(
+                    app.state.coverage, app.state.db, settings.time_zone, then=_warm_planner_map
+                )
+            )
+            app.state.warm_up = warming
         try:
             yield
         finally:
             if refresher is not None:
                 refresher.cancel()
+            if warming is not None:
+                warming.cancel()
             app.state.coverage.shutdown()
             engine.dispose()
 

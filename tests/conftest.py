@@ -24,6 +24,9 @@ from app.db.errors import translated
 from app.main import create_app
 
 ADMIN_TOKEN = "test-admin-token"
+# No coverage warm-up (app/coverage/warmup.py) in the apps and servers tests start: it would
+# queue a run beside theirs. tests/test_coverage_warm.py turns it on where it is the subject.
+os.environ.setdefault("YIZHAN_COVERAGE_WARM_UP", "false")
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 

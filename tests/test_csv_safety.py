@@ -118,7 +118,7 @@ def test_planner_csvs_have_no_live_formula(client, town):
     for weight in weights:
         for lang in ("zh", "en"):
             params = {**PARAMS, "weight": weight, "lang": lang}
-            for path in ("/planner/districts.csv", "/planner/cells.csv"):
+            for path in ("/planner/districts.csv", "/planner/cells.csv", "/planner/gaps.csv"):
                 r = client.get(path, params=params)
                 assert r.status_code == 200, (path, weight, r.text)
                 assert r.headers["content-type"] == "text/csv; charset=utf-8"

@@ -272,7 +272,8 @@ COVERAGE_ENDPOINTS = [
     ("/api/v1/coverage/cells?mode=walk&minutes=5", "Polygon", {"h3", "minutes", "band"}),
     ("/api/v1/coverage/gaps?mode=walk&minutes=5", None, {"rank", "uncovered_demand"}),
     (
-        "/api/v1/coverage/overdense?mode=walk&minutes=15&kind=stations&redundant_pct=100",
+        "/api/v1/coverage/overdense?mode=walk&minutes=15&kind=stations&redundant_pct=100"
+        "&redundant_rel=100",
         "Point",
         {"kind", "station_id", "loss_pct"},
     ),

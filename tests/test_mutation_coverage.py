@@ -72,6 +72,8 @@ def test_area_summary_of_five_cells_by_hand():
         "uncovered_demand": 4.5,  # the unreachable cell (4) and the one at 20 min (0.5)
         "unreachable_cells": 1,
         "median_minutes": 9.56,  # of 2, 7.1234, 12, 20
+        # over demand: half of 10.5 is reached at 12 (1 + 2 + 3; zero-demand and inf last)
+        "demand_median_minutes": 12.0,
         # (2*1 + 7.1234*2 + 12*3 + 120*4 + 20*0.5) / 10.5, unreachable counted as 120
         "demand_weighted_mean_minutes": 51.64,
         "overdense_cells": 1,

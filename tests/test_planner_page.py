@@ -173,8 +173,11 @@ def test_table_and_map_show_the_runs_numbers(client, conn, stations):
     for r in [*summary["districts"], {**summary["overall"], "code": "all"}]:
         shown = table[r["code"]]
         within = {w["minutes"]: w for w in r["within"]}
+        ext = r["extent"]
         expect = {
-            "area_km2": r["area_km2"],
+            "district_area_km2": ext["district_area_km2"],
+            "network_share": ext["network_share"],
+            "street_area_km2": r["area_km2"],
             "demand": r["demand"],
             "demand_share_within_5min": within[5]["demand_share"],
             "area_share_within_5min": within[5]["area_share"],
@@ -218,13 +221,14 @@ def test_district_csv(client, conn, stations):
     assert r.headers["content-disposition"].startswith("attachment;")
     assert r.text.startswith("\ufeff")  # for Excel / WPS
     rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
-    assert [row["code"] for row in rows] == ["420102", "420103"]
+    assert [row["code"] for row in rows] == ["420102", "420103", ""]  # and the whole city
     assert rows[0]["name"] == "江岸区" and rows[1]["name_en"] == "Jianghan"
+    assert rows[2]["name"] == "全部" and rows[2]["name_en"] == "All"
     summary = _run(client, conn).summary()
-    for row, d in zip(rows, summary["districts"], strict=True):
-        assert float(row["demand"]) == d["demand"]
+    for row, d in zip(rows, [*summary["districts"], summary["overall"]], strict=True):
+        assert float(row["demand"]) == round(d["demand"], 1)
         assert int(row["stations"]) == d["stations"]
-        assert float(row["demand_share_within_5min"]) == d["within"][0]["demand_share"]
+        assert float(row["demand_share_within_5min"]) == round(d["within"][0]["demand_share"], 4)
 
 
 def test_district_geojson(client, stations):
@@ -296,7 +300,7 @@ def test_page_uses_no_cdn(client, stations):
 def test_downloads_and_language_links_keep_the_parameters(client, stations):
     page = client.get("/planner", params={**PARAMS, "mode": "ebike", "district": "420102"}).text
     links = [unescape(h) for h in re.findall(r'href="([^"]*/planner/[^"]+)"', page)]
-    assert len(links) == 5
+    assert len(links) == 7  # districts, cells and gap pieces as CSV and GeoJSON; the map
     for h in links:
         assert "mode=ebike" in h and "minutes=5" in h and "district=420102" in h
 
@@ -356,3 +360,56 @@ def test_suggested_sites_are_numbered_markers(client, stations):
     page = client.get("/planner", params={**PARAMS, "suggest": "3", "lang": "en"}).text
     assert re.search(r"Suggested sites: [1-3]", page)
     assert '"label": "1"' in page
+
+
+def test_gap_list_shows_pieces_per_district_with_what_one_station_covers(client, stations):
+    """The page's gap list and the API answer the same pieces: the middle gap (x ≈ 800–1,400
+    m) crosses the district line at x = 1 km, so it is listed as pieces of both districts,
+    never one piece across the line, each with its best single site."""
+    page = client.get("/planner", params={**PARAMS, "lang": "en"})
+    assert page.status_code == 200, page.text
+    table = re.search(r'<table class="districts gap-pieces">(.*?)</table>', page.text, re.S)
+    assert table
+    rows = [
+        (
+            int(m.group(1)),
+            m.group(2),
+            dict(re.findall(r'data-k="([^"]+)" data-v="([^"]*)"', m.group(3))),
+        )
+        for m in re.finditer(
+            r'<tr data-rank="(\d+)" data-district="([^"]*)">(.*?)</tr>', table.group(1), re.S
+        )
+    ]
+    api = client.get("/api/v1/coverage/gaps", params={**PARAMS, "limit": 1000}).json()
+    pieces = {f["properties"]["rank"]: f["properties"] for f in api["features"]}
+    assert rows and len(rows) == min(len(pieces), maps.MAP_GAP_SITES)
+    assert {d for _, d, _ in rows} == {"420102", "420103"}
+    for rank, district, cells in rows:
+        p = pieces[rank]
+        assert p["district"] == district
+        assert float(cells["uncovered_demand"]) == pytest.approx(p["uncovered_demand"], abs=1e-3)
+        assert float(cells["gain"]) == pytest.approx(p["best_site"]["gain"], abs=1e-3)
+        assert float(cells["gain"]) > 0
+    # the gap itself spans both districts
+    gaps = client.get("/api/v1/coverage/gaps", params={**PARAMS, "level": "gap"}).json()
+    assert any(f["properties"]["districts"] == "420102,420103" for f in gaps["features"])
+    # the map draws the pieces; its layer counts both
+    assert f"Gaps: {len(gaps['features'])}, cut by district" in page.text
+    assert f"into {len(pieces)} pieces" in page.text
+    zh = client.get("/planner", params=PARAMS).text
+    assert "一个新站点能解决多少" in zh
+    # each piece's popup names its gap and rank (folium writes the popups as escaped JSON)
+    assert re.search(r"Gap \d+ (·|\\u00b7) piece 1\b", page.text)
+    # the downloads: every piece, one row each, the best sites the page shows
+    r = client.get("/planner/gaps.csv", params={**PARAMS, "lang": "en"})
+    assert r.status_code == 200, r.text
+    got = list(csv.DictReader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert [int(x["rank"]) for x in got] == sorted(pieces)
+    for x in got:
+        p = pieces[int(x["rank"])]
+        assert x["district"] == p["district"]
+        assert float(x["uncovered_demand"]) == pytest.approx(p["uncovered_demand"], abs=1e-3)
+        if p["best_site"]:
+            assert float(x["site_gain"]) == pytest.approx(p["best_site"]["gain"], abs=1e-3)
+    geo = client.get("/planner/gaps.geojson", params=PARAMS).json()
+    assert [f["properties"]["rank"] for f in geo["features"]] == sorted(pieces)

@@ -657,12 +657,17 @@ class CoverageRunStatus(_Open):
 
 class CoverageSummary(_Open):
     """Share of area and demand within each band, overall and per district, with the run's
-    metadata (`run`, `params`, `network_version`…)."""
+    metadata (`run`, `params`, `network_version`…). A row's `area_km2` is the area of its
+    street cells (the analysed cells); its `extent` gives the district's own area
+    (`district_area_km2`, geodesic), the share of it inside the road network's outline
+    (`network_share`; `network_outline`: the convex hull of the network's nodes) and a
+    `status` inside / partial / outside with a `reason` (zh, en)."""
 
     run: str
     params: dict[str, Any]
     overall: dict[str, Any]
     districts: list[dict[str, Any]]
+    network_outline: dict[str, Any]
 
 
 class CoverageCollection(FeatureCollection):
@@ -674,6 +679,16 @@ class CoverageCollection(FeatureCollection):
 
 class Scenario(_Open):
     """Coverage before and after adding sites and closing stations."""
+
+
+class CoverageCompare(_Open):
+    """Coverage at two instants (day vs night) per district: shares within the target,
+    stations open, demand lost and gained at night (see docs/planner.md)."""
+
+    day: dict[str, Any]
+    night: dict[str, Any]
+    overall: dict[str, Any]
+    districts: list[dict[str, Any]]
 
 
 # --- tiles and operations --------------------------------------------------------------------
@@ -797,6 +812,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     CoverageSummary,
     CoverageCollection,
     Scenario,
+    CoverageCompare,
     TileJSON,
     Health,
     Ready,

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from rich.markup import escape
 
-from app.accounts.policy import Action, Actor
 from app.cli.coverage import coverage_cli
-from app.cli.users import CliState, acting, users_cli
-from app.config import Settings, get_settings
-from app.db import migrate
-from app.db.engine import make_engine
+from app.cli.users import CliState, acting, get_settings, make_engine, users_cli
 from app.errors import DomainError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from app.accounts.policy import Action, Actor
+    from app.config import Settings
+
+# Start-up: `yizhan --help` and every command import only typer, rich and these light modules;
+# the database, numpy, shapely, the web app … are imported inside the commands that use them
+# (tests/test_cli_startup.py checks; figures in docs/benchmarks.md).
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_FILE = ROOT / "geodata" / "wuhan_demo_stations.geojson"
@@ -78,8 +84,38 @@ def _actor(ctx: typer.Context, settings: Settings, action: Action | None = None)
 @db_cli.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
     """Apply migrations up to REVISION (default: newest)."""
+    from app.db import migrate
+
     migrate.upgrade(get_settings().database_url, revision)
     console.print(f"[green]database migrated to {revision}[/]")
+
+
+@db_cli.command("check")
+def db_check() -> None:
+    """Which database the CLI uses (DATABASE_URL, else the private cluster in .pgdata — see
+    app/localdb.py) and whether it answers; exit code 2 when it does not."""
+    from sqlalchemy import text
+
+    settings = get_settings()
+    engine = make_engine(settings)
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(text("SHOW server_version")).scalar_one()
+            port = conn.execute(text("SELECT inet_server_port()")).scalar_one()
+            migrated = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
+            schema = (
+                conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                if migrated
+                else None
+            )
+    finally:
+        engine.dispose()
+    console.print(
+        f"[green]database answers[/]: {escape(engine.url.render_as_string(hide_password=True))}"
+        f" — PostgreSQL {version}, server port {port}, schema {schema or 'not migrated'}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _import(ctx: typer.Context, path: Path) -> None:
@@ -152,6 +188,8 @@ def demo_accounts(
 ) -> None:
     """Create the demo's accounts (one per role; the manager keeps three Jianghan stations)
     with one password from standard input; accounts that exist are left alone."""
+    from sqlalchemy import text
+
     from app.accounts import service as accounts
     from app.accounts.schemas import UserIn
     from app.cli.users import _passwords, _read_password, _unit
@@ -274,6 +312,7 @@ def hours_refresh() -> None:
     """Recompute every station's open intervals for a new window (run daily, e.g. from cron;
     the server also does it by itself)."""
     from rich.progress import Progress
+    from sqlalchemy import text
 
     from app.hours import store
 
@@ -400,6 +439,8 @@ def network_import(
     ),
 ) -> None:
     """Import a street network and make it live: all of it after validation, or nothing."""
+    from app.accounts.policy import Action
+
     actor = _actor(ctx, get_settings(), Action.NETWORK_WRITE)
     _network_import(path, source=source, force=force, min_share=min_largest_share, actor=actor)
 
@@ -409,6 +450,7 @@ def network_demo(
     ctx: typer.Context, force: bool = typer.Option(False, help="Load even if already live")
 ) -> None:
     """Fetch the Wuhan OSM street network (neatnet 0.1.6 sdist, ODbL) and import it."""
+    from app.accounts.policy import Action
     from app.network import sources
 
     actor = _actor(ctx, get_settings(), Action.NETWORK_WRITE)
@@ -446,6 +488,11 @@ def network_info() -> None:
         f"  {live.edge_count} edges, {live.node_count} nodes, "
         f"{live.total_length_m / 1000:.1f} km, {live.oneway_edges} one-way edges"
     )
+    if live.oneway_edges == 0:
+        out.print(
+            "  no one-way data: one-way rules are not modelled for this network, e-bike and "
+            "car times may be too short (此路网无单行道数据，未考虑单行限制)"
+        )
     out.print(
         f"  {live.components} connected parts, largest {live.largest_component_share:.1%} "
         "of the edges"
@@ -485,6 +532,7 @@ def districts_demo(ctx: typer.Context) -> None:
     (replacing all districts) and assign every station its district."""
     import time
 
+    from app.accounts.policy import Action
     from app.districts import sources
 
     actor = _actor(ctx, get_settings(), Action.DISTRICTS_WRITE)
@@ -514,6 +562,7 @@ def districts_import(
 ) -> None:
     """Import district outlines (properties code, name, optional name_en, parent_code): all of
     them after validation, or nothing; then re-assign every station's district."""
+    from app.accounts.policy import Action
     from app.districts import service
 
     actor = _actor(ctx, get_settings(), Action.DISTRICTS_WRITE)
@@ -540,6 +589,7 @@ def demand_import(
     source: str | None = typer.Option(None, help="Provenance label (default: the file name)"),
 ) -> None:
     """Import a demand layer (population, delivery orders …): all of it, or nothing."""
+    from app.accounts.policy import Action
     from app.audit import service as audit
     from app.demand import parse, queries
 
@@ -640,11 +690,48 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
     """Serve the API and pages."""
     import uvicorn
 
+    from app.config import require_database_url
+
+    require_database_url(get_settings().database_url)  # none: one line and exit 2, not a trace
+
     # proxy_headers=False: uvicorn would otherwise believe X-Forwarded-For from 127.0.0.1 and
     # let any local client pick its rate-limit identity; YIZHAN_TRUSTED_PROXIES decides instead.
     uvicorn.run("app.main:app", host=host, port=port, proxy_headers=False, access_log=False)
 
 
+def _database_problem(exc: BaseException) -> str | None:
+    """One line (zh / en) when `exc` means no database is configured or reachable, else None."""
+    from app.localdb import FIX_HINT_EN, FIX_HINT_ZH, NoDatabaseError, redacted
+
+    if isinstance(exc, NoDatabaseError):
+        return str(exc)
+    sa_exc = sys.modules.get("sqlalchemy.exc")  # imported already if the error came from it
+    pg_exc = getattr(sys.modules.get("psycopg"), "OperationalError", None)
+    unreachable = (sa_exc.OperationalError, sa_exc.InterfaceError) if sa_exc else ()
+    if pg_exc is not None:
+        unreachable += (pg_exc,)
+    if not unreachable or not isinstance(exc, unreachable):
+        return None
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    why = cause[0] if cause else type(exc).__name__
+    try:
+        url = get_settings().database_url
+    except Exception:  # settings that do not even load: say what we know
+        url = "DATABASE_URL"
+    return (
+        f"无法连接数据库 {redacted(url)}（{why}）；{FIX_HINT_ZH} / cannot reach the database "
+        f"{redacted(url)} ({why}); {FIX_HINT_EN}"
+    )
+
+
 def main() -> None:
-    """Entry point of the `yizhan` console script."""
-    cli()
+    """Entry point of the `yizhan` console script: no database → one line and exit code 2,
+    never a traceback."""
+    try:
+        cli()
+    except Exception as exc:
+        line = _database_problem(exc)
+        if line is None:
+            raise
+        console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        raise SystemExit(2) from None

@@ -5,19 +5,20 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from app.config import get_settings
-from app.coverage import service
-from app.db.engine import make_engine
+from app.cli.users import get_settings, make_engine
 from app.errors import DomainError
-from app.network.service import NetworkState
-from app.network.travel import DEFAULT_CAR_KMH, Mode, TravelSettings
+from app.network.modes import Mode
+
+if TYPE_CHECKING:
+    from app.coverage import service
+
+# The coverage engine (numpy, shapely, the network …) is imported inside the commands: every
+# other command, and --help, starts without it.
 
 coverage_cli = typer.Typer(
     help="Planner's view: 15-minute coverage, gaps, over-density, site suggestions",
@@ -32,6 +33,18 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _compute(mode: Mode, minutes: int, resolution: int, weight: str) -> tuple[service.Run, Any]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from app.coverage import service
+    from app.network.service import NetworkState
+    from app.network.travel import DEFAULT_CAR_KMH, TravelSettings
+
     settings = get_settings()
     engine = make_engine(settings)
     network = NetworkState(
@@ -81,18 +94,29 @@ def coverage_run(
     csv_out: Path | None = typer.Option(None, "--csv", help="write the district table as CSV"),
 ) -> None:
     """Compute coverage and print the overall and per-district summary."""
+    from rich.table import Table
+
+    from app.coverage import extent
     from app.exchange import csvsafe
 
     run, engine = _compute(mode, minutes, resolution, weight)
     engine.dispose()
     body = run.summary()
     table = Table(title=f"{mode.value}, {minutes} min, {body['demand_unit']['en']}")
-    for col in ("district", "cells", "stations", *[f"≤{b} min" for b in run.params.bands]):
+    heads = ("district", "km²", "in net", "cells", "stations")
+    for col in (*heads, *[f"≤{b} min" for b in run.params.bands]):
         table.add_column(col, justify="right" if col != "district" else "left")
     rows = [*body["districts"], {"code": "", "name": "全部 all", **body["overall"]}]
     for r in rows:
         shares = [_pct(w["demand_share"]) for w in r["within"]]
-        table.add_row(f"{r['code']} {r['name']}", str(r["cells"]), str(r["stations"]), *shares)
+        ext = r.get("extent") or {}  # the district's own area, and how much the network holds
+        area = "—" if ext.get("district_area_km2") is None else f"{ext['district_area_km2']:,.0f}"
+        share = ext.get("network_share")
+        inside = "—" if share is None else extent.pct_text(share)
+        if ext.get("status") in ("partial", "outside"):
+            inside += f" {ext['status']}"
+        cells = (str(r["cells"]), str(r["stations"]))
+        table.add_row(f"{r['code']} {r['name']}", area, inside, *cells, *shares)
     Console().print(table)
     console.print(
         f"run {run.key} (id {run.run_id}): {run.grid.n_cells} cells, "
@@ -127,6 +151,8 @@ def coverage_map(
 
 def _read_sites(path: Path) -> list[service.SitePoint]:
     """Candidate sites from CSV (lon,lat[,name]) or a GeoJSON FeatureCollection of Points."""
+    from app.coverage import service
+
     sites: list[service.SitePoint] = []
     if path.suffix.lower() in (".geojson", ".json"):
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -151,7 +177,7 @@ def _read_sites(path: Path) -> list[service.SitePoint]:
 
 @coverage_cli.command("suggest")
 def coverage_suggest(
-    k: int = typer.Option(5, "-k", min=1, max=service.MAX_SUGGESTIONS, help="sites to suggest"),
+    k: int = typer.Option(5, "-k", min=1, help="sites to suggest (at most 50)"),
     mode: Mode = typer.Option(Mode.WALK),
     minutes: int = typer.Option(15, min=1, max=60),
     resolution: int = typer.Option(9),
@@ -164,6 +190,12 @@ def coverage_suggest(
     out: Path | None = typer.Option(None, help="write the picks as GeoJSON"),
 ) -> None:
     """Suggest the next K sites that add the most covered demand (existing stations kept)."""
+    from rich.table import Table
+
+    from app.coverage import service
+
+    if k > service.MAX_SUGGESTIONS:
+        raise _fail(f"-k: at most {service.MAX_SUGGESTIONS} sites")
     sites = _read_sites(candidates) if candidates else None
     run, engine = _compute(mode, minutes, resolution, weight)
     engine.dispose()

@@ -12,24 +12,39 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
-from sqlalchemy.engine import Connection
 
-from app.accounts import queries, service
-from app.accounts.credentials import Passwords
-from app.accounts.policy import SYSTEM, Action, Actor, check
-from app.accounts.schemas import InvitationIn, UserIn
-from app.config import Settings, get_settings
-from app.db.engine import make_engine
 from app.errors import DomainError, ForbiddenError, InvalidInputError, NotFoundError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+    from sqlalchemy import Engine
+    from sqlalchemy.engine import Connection
+
+    from app.accounts.credentials import Passwords
+    from app.accounts.policy import Action, Actor
+    from app.config import Settings
 
 users_cli = typer.Typer(help="User accounts and invitations", no_args_is_help=True)
 console = Console(stderr=True)
+
+
+def get_settings() -> Settings:
+    """The process settings (app.config, imported on first use: the CLI starts fast)."""
+    from app.config import get_settings as settings
+
+    return settings()
+
+
+def make_engine(settings: Settings) -> Engine:
+    """A database engine for one command (app.db.engine, imported on first use)."""
+    from app.db.engine import make_engine as engine
+
+    return engine(settings)
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,9 @@ def fail(message: str) -> typer.Exit:
 def resolve_actor(conn: Connection, name: str | None) -> Actor:
     """`system` without a name, else the live account of that user name (InvalidInputError
     when there is none, or it was removed)."""
+    from app.accounts import queries, service
+    from app.accounts.policy import SYSTEM
+
     if name is None:
         return SYSTEM
     row = queries.user_by_name(conn, name.strip().lower())
@@ -69,6 +87,8 @@ def resolve_actor(conn: Connection, name: str | None) -> Actor:
 def acting(ctx: typer.Context, settings: Settings, action: Action | None = None) -> Actor:
     """The actor of this command, checked against `action` (a global action such as
     DEMAND_WRITE) before any work is done. Raises DomainError."""
+    from app.accounts.policy import SYSTEM, check
+
     name = state(ctx).as_user
     if name is None:
         actor = SYSTEM
@@ -101,6 +121,8 @@ def _unit(ctx: typer.Context) -> Iterator[tuple[Connection, Actor, Settings]]:
 
 
 def _passwords(settings: Settings) -> Passwords:
+    from app.accounts.credentials import Passwords
+
     return Passwords(
         settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
     )
@@ -132,6 +154,11 @@ def _add(
     password_stdin: bool,
     admin_only: bool = False,
 ) -> None:
+    from pydantic import ValidationError
+
+    from app.accounts import service
+    from app.accounts.schemas import InvitationIn, UserIn
+
     password = _read_password() if password_stdin else None
     try:
         body: UserIn | InvitationIn
@@ -229,6 +256,10 @@ def users_add_admin(
 @users_cli.command("list")
 def users_list(ctx: typer.Context) -> None:
     """List the live accounts (those in the --as user's scope)."""
+    from rich.table import Table
+
+    from app.accounts import service
+
     rows: list[dict[str, object]] = []
     with _unit(ctx) as (conn, actor, _):
         while True:
@@ -258,6 +289,8 @@ def users_list(ctx: typer.Context) -> None:
 def users_remove(ctx: typer.Context, name: str = typer.Argument(..., help="User name")) -> None:
     """Remove an account: its sessions end, it can no longer log in, its stations are freed;
     its edits stay attributed to it."""
+    from app.accounts import queries, service
+
     with _unit(ctx) as (conn, actor, _):
         row = queries.user_by_name(conn, name.strip().lower())
         if row is None:

@@ -241,16 +241,17 @@ def cells_of_points(
 def neighbours(cells: NDArray[np.int64]) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     """Pairs (i, j) of positions in the sorted array `cells` whose hexagons share an edge."""
     rows: list[int] = []
-    cols: list[int] = []
+    ring: list[int] = []
     n = len(cells)
     for i, c in enumerate(cells.tolist()):
         for nb in h3.grid_ring(h3.int_to_str(c), 1):
-            v = h3.str_to_int(nb)
-            j = int(np.searchsorted(cells, v))
-            if j < n and cells[j] == v:
-                rows.append(i)
-                cols.append(j)
-    return np.asarray(rows, dtype=np.intp), np.asarray(cols, dtype=np.intp)
+            rows.append(i)
+            ring.append(h3.str_to_int(nb))
+    v = np.asarray(ring, dtype=np.int64)
+    j = np.searchsorted(cells, v).astype(np.intp)  # one vectorised lookup
+    ok = j < n
+    ok[ok] = cells[j[ok]] == v[ok]
+    return np.asarray(rows, dtype=np.intp)[ok], j[ok]
 
 
 def snap_points(

@@ -12,6 +12,7 @@ run holds neither a connection nor a thread, and the answer is shaped on a worke
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -24,6 +25,7 @@ from app.api.openapi import (
     JSON_BODY,
     PENDING,
     CoverageCollection,
+    CoverageCompare,
     CoverageRunStatus,
     CoverageSummary,
     Scenario,
@@ -32,11 +34,12 @@ from app.api.openapi import (
 from app.api.openapi import body as response_body
 from app.api.params import CoordSysQ, StrictDecimal, StrictInteger
 from app.api.responses import GeoJSONResponse, JSONBytesResponse
-from app.coverage import derive, service
+from app.coverage import daynight, derive, service
 from app.coverage.service import Params, Pending, Run, SitePoint
-from app.errors import NotFoundError
+from app.errors import InvalidInputError, NotFoundError
 from app.geo import coords
 from app.geo.coords import CoordSys
+from app.hours import moments
 from app.hours import store as hours_store
 from app.network.travel import Mode
 from app.stations.schemas import JsonNumber, NoNulText
@@ -79,10 +82,15 @@ async def run_params(
         Query(max_length=40, description="count only stations open at this instant (ISO 8601)"),
     ] = None,
     dense_minutes: Annotated[
-        float,
+        float | None,
         StrictDecimal,
-        Query(gt=0, le=60, description="over-density radius, whole minutes 1-15 (default 5)"),
-    ] = derive.DEFAULT_DENSE_MINUTES,
+        Query(
+            gt=0,
+            le=60,
+            description="over-density radius, whole minutes 1-15 (default per mode, about "
+            "400 m: walk 5, ebike 2, car 1)",
+        ),
+    ] = None,
 ) -> Params:
     """The run parameters of a GET (async: checked on the event loop, no thread hop)."""
     return _params(mode, minutes, bands, resolution, weight, open_at, dense_minutes)
@@ -95,7 +103,7 @@ def _params(
     resolution: int,
     weight: str,
     open_at: str | None,
-    dense_minutes: float,
+    dense_minutes: float | None,
 ) -> Params:
     when = hours_store.parse_instant(open_at) if open_at is not None else None
     return service.make_params(
@@ -215,48 +223,64 @@ async def cells(
 
 @router.get(
     "/gaps",
-    summary="Connected areas beyond the target, ranked by uncovered demand (GeoJSON)",
+    summary="Gaps beyond the target, cut into pieces a planner can act on (GeoJSON)",
     response_class=GeoJSONResponse,
     responses=_COLLECTION | PENDING | errors(*_RUN_ERRORS),
 )
 async def gaps(
     request: Request,
     run_for: RunForDep,
+    engine: CoverageDep,
     params: ParamsDep,
     district: DistrictQ = None,
     limit: Annotated[int, StrictInteger, Query(ge=1, le=1000)] = 50,
+    level: Annotated[
+        Literal["piece", "gap"],
+        Query(
+            description="piece (default): each gap cut along district lines and to the area "
+            "one station reaches, with its best single site; gap: the connected regions"
+        ),
+    ] = "piece",
+    best_sites: Annotated[
+        int,
+        StrictInteger,
+        Query(
+            ge=0,
+            le=service.GAP_SITES_MAX,
+            description="pieces (the first ones) whose best single new site is computed",
+        ),
+    ] = service.GAP_SITES_DEFAULT,
     coord_sys: CoordSysQ = "wgs84",
 ) -> Response:
     run = await run_for(params)
     if isinstance(run, Pending):
         return pending_response(request, run)
-    return await run_in_threadpool(_gaps_answer, run, district, limit, coord_sys)
 
-
-def _gaps_answer(run: Run, district: str | None, limit: int, coord_sys: CoordSys) -> Response:
-    total = float(run.weights[run.district_mask(district)].sum())
-    feats = []
-    for g in run.gaps(district, limit):
-        feats.append(
+    def answer() -> Response:
+        feats = service.gap_features(
+            run,
+            district=district,
+            limit=limit,
+            level=level,
+            best_sites=best_sites,
+            coord_sys=coord_sys,
+        )
+        extra = {"piece_cap_km2": round(run.piece_cap_km2(), 3)} if level == "piece" else {}
+        return GeoJSONResponse(
             {
-                "type": "Feature",
-                "id": g.rank,
-                "geometry": _geojson_to(g.geometry, coord_sys),
-                "properties": {
-                    "rank": g.rank,
-                    "uncovered_demand": round(g.demand, 3),
-                    "demand_share": round(g.demand / total, 6) if total > 0 else None,
-                    "area_km2": round(g.area_km2, 4),
-                    "cells": len(g.cells),
-                    "max_minutes": round(g.max_minutes, 2) if g.max_minutes < 1e308 else None,
-                    "mean_minutes": round(g.mean_minutes, 2) if g.mean_minutes else None,
-                    "districts": ",".join(g.districts),
-                },
+                "type": "FeatureCollection",
+                "features": feats,
+                **run.meta(),
+                "level": level,
+                **extra,
+                "coord_sys": coord_sys,
             }
         )
-    return GeoJSONResponse(
-        {"type": "FeatureCollection", "features": feats, **run.meta(), "coord_sys": coord_sys}
-    )
+
+    if level == "piece" and best_sites > 0:  # seconds of work the first time
+        with engine.derived_slot():
+            return await run_in_threadpool(answer)
+    return await run_in_threadpool(answer)
 
 
 @router.get(
@@ -277,6 +301,17 @@ async def overdense(
     redundant_pct: Annotated[
         float, StrictDecimal, Query(ge=0, le=100, allow_inf_nan=False)
     ] = derive.DEFAULT_REDUNDANT_PCT,
+    redundant_rel: Annotated[
+        float,
+        StrictDecimal,
+        Query(
+            ge=0,
+            le=100,
+            allow_inf_nan=False,
+            description="redundant only if its backup time is at most this multiple of the "
+            "median station's (default 0.5; 100 lists every station under redundant_pct)",
+        ),
+    ] = derive.DEFAULT_REDUNDANT_REL,
     kind: Annotated[
         Literal["all", "cells", "pairs", "stations"], Query(description="which features")
     ] = "all",
@@ -296,6 +331,7 @@ async def overdense(
             redundant_pct=redundant_pct,
             kind=kind,
             coord_sys=coord_sys,
+            redundant_rel=redundant_rel,
         )
         return GeoJSONResponse(
             {
@@ -307,6 +343,7 @@ async def overdense(
                     "dense_minutes": run.params.dense_minutes,
                     "pair_minutes": pair_minutes,
                     "redundant_pct": redundant_pct,
+                    "redundant_rel": redundant_rel,
                 },
                 "coord_sys": coord_sys,
             }
@@ -330,9 +367,7 @@ class RunBody(BaseModel):
     resolution: Annotated[int, JsonNumber] = 9
     weight: str = Field(default="road", max_length=40, pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")
     open_at: str | None = Field(default=None, max_length=40)
-    dense_minutes: Annotated[float, JsonNumber] = Field(
-        default=derive.DEFAULT_DENSE_MINUTES, gt=0, le=60
-    )
+    dense_minutes: Annotated[float, JsonNumber] | None = Field(default=None, gt=0, le=60)
     district: str | None = Field(default=None, pattern=r"^[0-9]{6}([0-9]{3}([0-9]{3})?)?$")
     coord_sys: CoordSys = "wgs84"
 
@@ -439,9 +474,96 @@ async def scenario(
         return await run_in_threadpool(answer)
 
 
-def _geojson_to(geom: dict[str, Any], coord_sys: CoordSys) -> dict[str, Any]:
-    if coord_sys == "wgs84":
-        return geom
-    from shapely.geometry import shape
+#: The day and night instants of a comparison when none are given (app.hours.moments).
+COMPARE_DEFAULT = ("weekday-12", "weekday-22")
 
-    return coords.geometry_geojson(shape(geom), coord_sys)
+
+@router.get(
+    "/compare",
+    summary="Coverage at two instants (day vs night), per district",
+    responses=response_body(CoverageCompare) | PENDING | errors(*_RUN_ERRORS),
+)
+async def compare(
+    request: Request,
+    run_for: RunForDep,
+    db: DbDep,
+    settings: SettingsDep,
+    params: ParamsDep,
+    at: Annotated[
+        list[str] | None,
+        Query(
+            description="two instants, day then night: a preset (now, weekday-12, weekday-22, "
+            "weekend-03, spring-1-10) or a date-time (local time of the deployment, or with a "
+            "UTC offset); default weekday-12 and weekday-22"
+        ),
+    ] = None,
+    district: DistrictQ = None,
+    gaps: Annotated[int, StrictInteger, Query(ge=0, le=50, description="gaps listed")] = 5,
+) -> Response:
+    """Two runs of the same parameters through the same engine and cache, differing only in
+    the instant stations must be open at; per district the share of demand within the
+    target at each, the stations open at each, and the demand lost and gained at night."""
+    if params.open_at is not None:
+        raise InvalidInputError("open_at: use at=…&at=… (day, night) for a comparison", "open_at")
+    raws = list(at) if at else list(COMPARE_DEFAULT)
+    if len(raws) != 2 or any(len(r) > 40 for r in raws):
+        raise InvalidInputError("at: give two instants, day then night (≤ 40 characters)", "at")
+    when = await run_in_threadpool(_moments, db, raws, settings.time_zone)
+    runs: list[Run] = []
+    for moment in when:
+        run = await run_for(replace(params, open_at=moment.at))
+        if isinstance(run, Pending):
+            return pending_response(request, run)
+        runs.append(run)
+    day, night = runs
+
+    def answer() -> Response:
+        if district is not None:
+            day.district_mask(district)  # 404 for an unknown district
+        table = daynight.compare(day, night, "zh")
+        rows = table["districts"]
+        if district is not None:
+            rows = [r for r in rows if r["code"] == district]
+        body = {
+            "params": {**params.as_dict(), "open_at": None},
+            "day": _instant(day, when[0], district, gaps),
+            "night": _instant(night, when[1], district, gaps),
+            "overall": _no_label(table["overall"]),
+            "districts": [_no_label(r) for r in rows],
+            "demand_unit": day.unit,
+        }
+        return JSONBytesResponse(body)
+
+    return await run_in_threadpool(answer)
+
+
+def _moments(db: Any, raws: list[str], tz: str) -> list[moments.Moment]:
+    with db.read() as conn:
+        return hours_store.moments_at(conn, raws, tz)
+
+
+def _no_label(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "label"}
+
+
+def _instant(run: Run, moment: moments.Moment, district: str | None, limit: int) -> dict[str, Any]:
+    summary = run.summary(district)
+    focus = summary["district"] if district else summary["overall"]
+    return {
+        "asked": moment.raw,
+        "at": moment.at.isoformat(),
+        "label": {"zh": moment.label("zh"), "en": moment.label("en")},
+        "run": run.key,
+        "stations_open": focus["stations"],
+        "uncovered_demand": focus["uncovered_demand"],
+        "gaps": [
+            {
+                "rank": g.rank,
+                "uncovered_demand": round(float(g.demand), 3),
+                "area_km2": round(float(g.area_km2), 4),
+                "districts": list(g.districts),
+            }
+            for g in run.gaps(district, limit)
+        ],
+        "stations_excluded": run.excluded,
+    }

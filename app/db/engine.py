@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import Connection
 
-from app.config import Settings
+from app.config import Settings, require_database_url
 from app.db.errors import translated
 
 
@@ -31,7 +31,7 @@ def make_engine(settings: Settings, *, serving: bool = False) -> Engine:
             "-c idle_in_transaction_session_timeout=60000",
         ]
     return create_engine(
-        settings.database_url,
+        require_database_url(settings.database_url),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_max_overflow,
         pool_timeout=settings.pool_timeout_s,

@@ -340,6 +340,8 @@ class NetworkEdge(Base):
     geom: Mapped[object] = mapped_column(
         Geometry("LINESTRING", srid=4326, spatial_index=True, nullable=False)
     )
+    #: The street's name when the file has one (OSM `name:zh`, else `name`); names sites.
+    name: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         CheckConstraint("oneway IN (-1, 0, 1)", name="oneway"),

@@ -146,6 +146,46 @@ SELECT (SELECT count(*) FROM m) AS matched, (SELECT count(*) FROM u) AS changed
 )
 
 
+_RESOLVE = text(
+    """
+SELECT coalesce(
+    (
+        SELECT d.code FROM districts d
+        WHERE ST_Intersects(d.geom, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
+        ORDER BY ST_Area(d.geom), d.code
+        LIMIT 1
+    ),
+    p.given
+) AS code
+FROM unnest(CAST(:lons AS float8[]), CAST(:lats AS float8[]), CAST(:given AS text[]))
+    WITH ORDINALITY AS p(lon, lat, given, i)
+ORDER BY p.i
+"""
+)
+
+
+def resolve_station_districts(
+    conn: Connection, points: Sequence[tuple[float, float, str | None]]
+) -> list[str | None]:
+    """The `district_code` each station written at WGS-84 (lon, lat) gets, claiming `given`:
+    the district containing the point by the rule of `assign_station_districts` (smallest
+    district, then lowest code; a point on a shared border is in both, so the same tie-break
+    decides), else — outside every outline, or none loaded — the given code. Every station
+    write (create, move, import, revert, accepted proposal) asks this before the permission
+    check, so a scope is checked against the district the station will really be in."""
+    if not points:
+        return []
+    rows = conn.execute(
+        _RESOLVE,
+        {
+            "lons": [float(p[0]) for p in points],
+            "lats": [float(p[1]) for p in points],
+            "given": [p[2] for p in points],
+        },
+    ).scalars()
+    return list(rows)
+
+
 def assign_station_districts(conn: Connection) -> tuple[int, int]:
     """Set each station's `district_code` to the district containing it; returns (stations
     inside some district, stations whose code changed).

@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from app.coverage.bands import shown_minutes
+
 #: What makes a spreadsheet read a text cell as a formula (OWASP "CSV Injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
@@ -73,21 +75,56 @@ def attachment(filename: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{filename}"'}
 
 
-def coverage_summary(body: dict[str, Any]) -> str:
-    """The district table of a coverage summary (`Run.summary()`) as CSV, one row per
-    district and an 'all' row: what `yizhan coverage run --csv` writes."""
+#: Decimals of the district table's numbers in CSV: demand (metres of street, people …) to
+#: 0.1, areas in km² to 0.001 (1,000 m²), shares to 0.0001 (0.01 %), minutes to 0.1.
+DEMAND_DECIMALS = 1
+AREA_DECIMALS = 3
+SHARE_DECIMALS = 4
+
+
+def district_columns(bands: Sequence[int]) -> list[str]:
+    """The header of the district table (the CLI's `--csv` and the web's districts.csv)."""
+    head = ["code", "name", "name_en", "status", "status_reason", "status_reason_en"]
+    head += ["district_area_km2", "network_share", "street_area_km2", "cells"]
+    head += ["demand", "demand_unit", "demand_unit_en", "uncovered_demand", "stations"]
+    head += ["stations_per_10k_demand", "overdense_cells", "median_minutes"]
+    head += [f"demand_share_within_{b}min" for b in bands]
+    head += [f"area_share_within_{b}min" for b in bands]
+    return head
+
+
+def _rounded(x: Any, digits: int) -> Any:
+    return round(float(x), digits) if isinstance(x, numbers.Real) and math.isfinite(x) else x
+
+
+def _district_line(r: Mapping[str, Any], body: Mapping[str, Any]) -> list[Any]:
+    unit = body.get("demand_unit") or {}
+    ext = r.get("extent") or {}
+    reason = ext.get("reason") or {}
+    line = [r.get("code"), r.get("name"), r.get("name_en"), ext.get("status")]
+    line += [reason.get("zh"), reason.get("en"), ext.get("district_area_km2")]
+    line += [_rounded(ext.get("network_share"), SHARE_DECIMALS)]
+    line += [_rounded(r["area_km2"], AREA_DECIMALS), r["cells"]]
+    line += [_rounded(r["demand"], DEMAND_DECIMALS), unit.get("zh"), unit.get("en")]
+    line += [_rounded(r["uncovered_demand"], DEMAND_DECIMALS), r["stations"]]
+    line += [r["stations_per_10k_demand"], r["overdense_cells"]]
+    line += [shown_minutes(r["median_minutes"])]
+    line += [_rounded(w["demand_share"], SHARE_DECIMALS) for w in r["within"]]
+    line += [_rounded(w["area_share"], SHARE_DECIMALS) for w in r["within"]]
+    return line
+
+
+def coverage_summary(body: dict[str, Any], district: str | None = None) -> str:
+    """The district table of a coverage summary (`Run.summary()`) as CSV: one row per
+    district and an 'all' row (code empty, name 全部 / All), or only `district`'s row. The one
+    writer of `yizhan coverage run --csv` and the planner's districts.csv (same header, same
+    rounding: `district_columns`, `DEMAND_DECIMALS` …)."""
     bands = [w["minutes"] for w in body["overall"]["within"]]
-    head = ["code", "name", "name_en", "cells", "area_km2", "demand", "stations"]
-    head += ["stations_per_10k_demand", "overdense_cells", "uncovered_demand"]
-    for b in bands:
-        head += [f"demand_share_{b}min", f"area_share_{b}min"]
-    rows = [*body["districts"], {"code": "", "name": "全部", "name_en": "All", **body["overall"]}]
-    lines = []
-    for r in rows:
-        line = [r.get("code"), r.get("name"), r.get("name_en"), r["cells"], r["area_km2"]]
-        line += [round(r["demand"], 3), r["stations"], r["stations_per_10k_demand"]]
-        line += [r["overdense_cells"], round(r["uncovered_demand"], 3)]
-        for x in r["within"]:
-            line += [x["demand_share"], x["area_share"]]
-        lines.append(line)
-    return write_rows(lines, header=head)
+    if district is not None:
+        rows = [r for r in body["districts"] if r.get("code") == district]
+    else:
+        rows = [
+            *body["districts"],
+            {**body["overall"], "code": "", "name": "全部", "name_en": "All"},
+        ]
+    return write_rows((_district_line(r, body) for r in rows), header=district_columns(bands))

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from app.errors import InvalidInputError
-from app.hours import evaluate
+from app.hours import evaluate, moments
 from app.hours.calendar import HolidayCalendar
 
 #: The window covers [local midnight yesterday, that + WINDOW_DAYS).
@@ -206,3 +206,16 @@ def requested_instant(
                 f"open_at: opening hours can be filtered {span}", field="open_at"
             )
     return when
+
+
+def moments_at(
+    conn: Connection, raws: list[str], tz: str, now: datetime | None = None
+) -> list[moments.Moment]:
+    """Named moments ("weekday-22", "spring-1-10", "2026-12-02T22:00" …) as instants in `tz`,
+    by the planners' calendar (InvalidInputError naming `at`)."""
+    cal = calendar(conn)
+    when = now or moments.utc_now()
+    try:
+        return [moments.resolve(raw, when, tz, cal) for raw in raws]
+    except moments.MomentError as exc:
+        raise InvalidInputError(str(exc), field="at") from exc

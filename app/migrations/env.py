@@ -8,7 +8,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
-from app.config import get_settings
+from app.config import get_settings, require_database_url
 from app.db import models  # noqa: F401  (registers the tables on the metadata)
 from app.db.base import Base
 
@@ -43,7 +43,7 @@ def run_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    url = config.attributes.get("database_url") or get_settings().database_url
+    url = config.attributes.get("database_url") or require_database_url(get_settings().database_url)
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as conn:
         _configure(conn)

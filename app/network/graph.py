@@ -17,9 +17,11 @@ Pure Python: numpy, scipy.sparse.csgraph, shapely, pyproj. The edge arrays come 
   `multi_source_search` also says which source each node is nearest to.
 * `point_sources(graph, snap)` turns a snapped point (edge index, fraction from the edge's
   source end, metres off the network) into sources: the snapped edge's ends, each with
-  seconds = off-network walk + the partial edge, and only the ends the mode may travel to.
+  seconds = off-network walk + the partial edge, and only the ends the mode may travel to
+  (a point exactly on an end, fraction 0 or 1, stands at that node whatever the one-way rule).
 * `seconds_at_points` reads a finished search at other snapped points (stations), including
-  the case of origin and target on the same edge.
+  the case of origin and target on the same edge; a target exactly on an end of its edge is
+  read at that node, whatever the edge's one-way rule.
 
 Direction. A forward search (`reverse=False`) gives the time *from* the sources to each node:
 worker → everything, for isochrones of a worker's position. A reverse search (`reverse=True`)
@@ -159,8 +161,10 @@ class RoadNetwork:
         def index_of(ids: NDArray[np.int64], name: str) -> NDArray[np.intp]:
             pos = np.searchsorted(sorted_ids, ids)
             pos = np.minimum(pos, max(len(sorted_ids) - 1, 0))
-            if len(ids) and (len(sorted_ids) == 0 or np.any(sorted_ids[pos] != ids)):
-                missing = ids[(len(sorted_ids) == 0) | (sorted_ids[pos] != ids)][:5]
+            # an empty node table has nothing to index: every id is missing
+            bad = sorted_ids[pos] != ids if len(sorted_ids) else np.ones(len(ids), dtype=bool)
+            if np.any(bad):
+                missing = ids[bad][:5]
                 raise ValueError(f"{name}: node ids not in the node table, e.g. {missing.tolist()}")
             return order[pos].astype(np.intp)
 
@@ -483,7 +487,8 @@ def point_sources(graph: ModeGraph, snap: Snap, *, reverse: bool = False) -> lis
 
     Forward (from the point): an end reachable from the point along the edge, with the
     off-network walk plus the partial edge. Reverse (to the point): an end from which the
-    point can be reached along the edge, with the same seconds.
+    point can be reached along the edge, with the same seconds. A point exactly on an end
+    (fraction 0 or 1) has that end as a source in both directions: it stands at the crossing.
     """
     e, f, m = _check_snap(graph, snap)
     limit = graph.settings.max_off_network_m
@@ -504,16 +509,20 @@ def point_sources(graph: ModeGraph, snap: Snap, *, reverse: bool = False) -> lis
     w = m / graph.settings.walk_mps
     src, dst = int(graph.network.src[e]), int(graph.network.dst[e])
     to_src, to_dst = w + f * c, w + (1.0 - f) * c
+    # may the point and each end be joined along the edge in the search's direction? A point
+    # exactly on an end stands at that crossing: no travel along the edge, whatever its arrow
+    with_src = (fw if reverse else bw) or f == 0.0
+    with_dst = (bw if reverse else fw) or f == 1.0
     out: list[Source] = []
     if not reverse:
-        if fw:
+        if with_dst:
             out.append((dst, to_dst))
-        if bw:
+        if with_src:
             out.append((src, to_src))
     else:
-        if fw:
+        if with_src:
             out.append((src, to_src))
-        if bw:
+        if with_dst:
             out.append((dst, to_dst))
     return out
 
@@ -559,12 +568,16 @@ def seconds_at_points(
     d_src = node_seconds[graph.network.src[e]]
     d_dst = node_seconds[graph.network.dst[e]]
     with np.errstate(invalid="ignore"):
+        # a point exactly on an end stands at that crossing: reached there, whatever the arrow
+        at_src, at_dst = g == 0.0, g == 1.0
+        part_src = np.where(at_src, 0.0, g * c)
+        part_dst = np.where(at_dst, 0.0, (1.0 - g) * c)
         if not reverse:  # arrive at the point from one of its edge's ends
-            via_src = np.where(fw, d_src + g * c, np.inf)
-            via_dst = np.where(bw, d_dst + (1.0 - g) * c, np.inf)
+            via_src = np.where(fw | at_src, d_src + part_src, np.inf)
+            via_dst = np.where(bw | at_dst, d_dst + part_dst, np.inf)
         else:  # leave the point towards one of its edge's ends
-            via_src = np.where(bw, d_src + g * c, np.inf)
-            via_dst = np.where(fw, d_dst + (1.0 - g) * c, np.inf)
+            via_src = np.where(bw | at_src, d_src + part_src, np.inf)
+            via_dst = np.where(fw | at_dst, d_dst + part_dst, np.inf)
         best = np.minimum(via_src, via_dst)
         if origin is not None:
             oe, of, om = _check_snap(graph, origin)

@@ -251,6 +251,7 @@ def load(
         oneway=raw.oneway,
         osm_way_id=raw.osm_way_id,
         line_ewkb_hex=prepared.line_ewkb_hex,
+        name=raw.name,
         progress=sink,
     )
     sink.start("checking and switching over", None)

@@ -211,11 +211,13 @@ def copy_edges(
     oneway: NDArray[np.int8],
     osm_way_id: NDArray[np.int64] | None,
     line_ewkb_hex: Sequence[str],
+    name: NDArray[np.object_] | None = None,
     progress: Progress | None = None,
 ) -> None:
     """Write the edges of a version (ids 0..m-1 in the given order) with COPY."""
     m = len(line_ewkb_hex)
     way: list[int | None] = osm_way_id.tolist() if osm_way_id is not None else [None] * m
+    names: list[str | None] = name.tolist() if name is not None else [None] * m
     rows = list(
         zip(
             [version_id] * m,
@@ -227,13 +229,14 @@ def copy_edges(
             oneway.tolist(),
             way,
             line_ewkb_hex,
+            names,
             strict=True,
         )
     )
     _copy(
         conn,
         "COPY network_edges (version_id, id, source, target, length_m, highway, oneway, "
-        "osm_way_id, geom) FROM STDIN",
+        "osm_way_id, geom, name) FROM STDIN",
         rows,
         progress or NoProgress(),
     )
@@ -363,6 +366,24 @@ def live_edges_arrays(conn: Connection, attempts: int = 3) -> EdgeArrays:
         lon=n[:, 1].astype(np.float64),
         lat=n[:, 2].astype(np.float64),
     )
+
+
+def edge_names(conn: Connection, version_id: int, edge_count: int) -> list[str | None] | None:
+    """The street name of each of a version's `edge_count` edges, by id (= index, as in
+    `live_edges_arrays`), None where an edge has none; None when no edge has a name (the
+    demo network), so unnamed networks cost nothing."""
+    rows = _fetch(
+        conn,
+        "SELECT id, name FROM network_edges WHERE version_id = %(v)s AND name IS NOT NULL",
+        version_id,
+    )
+    if not rows:
+        return None
+    out: list[str | None] = [None] * edge_count
+    for edge_id, name in rows:
+        if 0 <= edge_id < edge_count:
+            out[edge_id] = name
+    return out
 
 
 def edge_geometries(

@@ -18,6 +18,10 @@ the first vertex of the stored geometry. OSM tags follow the wiki: `oneway=yes/t
 mappers to tag its `oneway`). `oneway=reversible`/`alternating` (time-dependent) count as both
 ways. In an edge table with `u`/`v`, `oneway` is relative to u→v (the OSMnx convention; the
 geometry is turned round to run u→v where it was stored the other way).
+
+Names. An edge keeps its street name when the file has one (`RawNetwork.name`, None when no
+edge has a name): an OSM way's `name:zh`, else `name`; an edge table's `name` column or
+property (see `normalise_name`). They name suggested sites (app/coverage/naming.py).
 """
 
 from __future__ import annotations
@@ -99,6 +103,8 @@ class RawNetwork:
     origin_label: str
     node_osm_id: NDArray[np.int64] | None = None
     osm_way_id: NDArray[np.int64] | None = None
+    #: Each edge's street name (object array of str or None); None when the file has none.
+    name: NDArray[np.object_] | None = None
     #: What was left out, and how often (e.g. {"highway=construction": 3}).
     skipped: dict[str, int] = field(default_factory=dict)
 
@@ -190,6 +196,37 @@ def normalise_highway(value: Any) -> str:
         return UNKNOWN_HIGHWAY
     text = str(value).strip().lower()
     return text or UNKNOWN_HIGHWAY
+
+
+#: A street name longer than this (characters) is cut: a name labels a site, not a document.
+MAX_NAME_CHARS = 100
+#: OSM name tags of a street, the first present wins: Chinese first (in mainland China
+#: `name` is Chinese anyway; in Hong Kong or Macau it is "彌敦道 Nathan Road").
+OSM_NAME_TAGS = ("name:zh", "name")
+
+
+def normalise_name(value: Any) -> str | None:
+    """A street name as clean one-line text, or None: lists give their first name (OSMnx
+    merges ways into one edge with a list of names), blanks and NaN are None, control
+    characters and runs of white space become one space, over MAX_NAME_CHARS is cut."""
+    if isinstance(value, list | tuple | np.ndarray):
+        value = next((v for v in value if normalise_name(v) is not None), None)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    text = "".join(ch if ch.isprintable() else " " for ch in str(value))
+    text = " ".join(text.split())[:MAX_NAME_CHARS].strip()
+    return text or None
+
+
+def name_array(names: Sequence[str | None]) -> NDArray[np.object_] | None:
+    """Names as an object array, or None when no edge has one (the file carries none)."""
+    if not any(n is not None for n in names):
+        return None
+    out = np.empty(len(names), dtype=object)
+    out[:] = list(names)
+    return out
 
 
 def _keys(xy: NDArray[np.float64]) -> NDArray[np.uint64]:
@@ -340,6 +377,7 @@ def assemble(
     u: NDArray[np.int64] | None = None,
     v: NDArray[np.int64] | None = None,
     skipped: dict[str, int] | None = None,
+    names: NDArray[np.object_] | None = None,
 ) -> RawNetwork:
     """Check the coordinates of an edge table and number its nodes (by id or by position)."""
     check_coordinates(coords, offsets, origin, label, name)
@@ -370,6 +408,7 @@ def assemble(
         origin=origin,
         origin_label=label,
         node_osm_id=node_ids,
+        name=names,
         skipped=dict(skipped or {}),
     )
 
@@ -412,7 +451,8 @@ def _parquet_crs(meta: dict[bytes, bytes] | None, name: str) -> tuple[str, Any]:
 
 
 def read_geoparquet(path: Path, progress: Progress) -> RawNetwork:
-    """A GeoParquet edge table: WKB LineStrings, columns highway, oneway, u, v (optional)."""
+    """A GeoParquet edge table: WKB LineStrings, columns highway, oneway, u, v, name
+    (optional)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from pyproj import CRS, Transformer
@@ -437,7 +477,7 @@ def read_geoparquet(path: Path, progress: Progress) -> RawNetwork:
     except CRSError as exc:
         raise NetworkImportError(f"file: {name}: unknown CRS ({exc})") from exc
 
-    wanted = [c for c in ("u", "v", "highway", "oneway") if c in names] + [geom_col]
+    wanted = [c for c in ("u", "v", "highway", "oneway", "name") if c in names] + [geom_col]
     total = pf.metadata.num_rows
     progress.start(f"reading {name}", total)
     skipped: Counter[str] = Counter()
@@ -463,7 +503,10 @@ def read_geoparquet(path: Path, progress: Progress) -> RawNetwork:
                     batch.column("u").to_numpy(zero_copy_only=False)[keep],
                     batch.column("v").to_numpy(zero_copy_only=False)[keep],
                 )
-            parts.append((rows[keep], geoms, np.asarray(hw, dtype=object)[keep], ow, uv))
+            nm = np.empty(n, dtype=object)
+            if "name" in names:
+                nm[:] = [normalise_name(x) for x in batch.column("name").to_pylist()]
+            parts.append((rows[keep], geoms, np.asarray(hw, dtype=object)[keep], ow, uv, nm[keep]))
             progress.advance(n)
     except (pa.ArrowException, OSError, ValueError, shapely.errors.GEOSException) as exc:
         raise NetworkImportError(f"file: {name} is not a readable GeoParquet file ({exc})") from exc
@@ -473,9 +516,10 @@ def read_geoparquet(path: Path, progress: Progress) -> RawNetwork:
         geoms = np.concatenate([p[1] for p in parts])
         hw_arr = np.concatenate([p[2] for p in parts])
         ow_arr = np.concatenate([p[3] for p in parts]).astype(np.int8)
+        nm_arr = np.concatenate([p[5] for p in parts])
     else:
         rows, geoms = np.empty(0, np.int64), np.empty(0, object)
-        hw_arr, ow_arr = np.empty(0, object), np.empty(0, np.int8)
+        hw_arr, ow_arr, nm_arr = np.empty(0, object), np.empty(0, np.int8), np.empty(0, object)
     u = v = None
     if has_ids and parts:
         try:
@@ -504,6 +548,7 @@ def read_geoparquet(path: Path, progress: Progress) -> RawNetwork:
     if not has_ids and np.any(types == shapely.GeometryType.MULTILINESTRING):
         geoms, part_of = shapely.get_parts(geoms, return_index=True)
         rows, hw_arr, ow_arr = rows[part_of], hw_arr[part_of], ow_arr[part_of]
+        nm_arr = nm_arr[part_of]
     xy, line = shapely.get_coordinates(geoms, return_index=True)
     offsets = np.zeros(len(geoms) + 1, dtype=np.int64)
     np.cumsum(np.bincount(line, minlength=len(geoms)), out=offsets[1:])
@@ -522,6 +567,7 @@ def read_geoparquet(path: Path, progress: Progress) -> RawNetwork:
         u,
         v,
         skipped,
+        name_array(nm_arr.tolist()),
     )
 
 
@@ -544,7 +590,7 @@ def _node_id(value: Any) -> int | None:
 
 def read_geojson(path: Path, progress: Progress) -> RawNetwork:
     """A GeoJSON FeatureCollection of LineStrings (RFC 7946 lon/lat) with optional
-    properties highway, oneway, u, v; MultiLineStrings are split into their parts."""
+    properties highway, oneway, u, v, name; MultiLineStrings are split into their parts."""
     import orjson
 
     name = path.name
@@ -573,6 +619,7 @@ def read_geojson(path: Path, progress: Progress) -> RawNetwork:
     oneways: list[int] = []
     us: list[int | None] = []
     vs: list[int | None] = []
+    street_names: list[str | None] = []
 
     def problem(msg: str) -> None:
         nonlocal n_problems
@@ -630,6 +677,7 @@ def read_geojson(path: Path, progress: Progress) -> RawNetwork:
         if not ok:
             continue
         ow = parse_oneway(props.get("oneway"))
+        street = normalise_name(props.get("name"))
         for pts in parsed:
             flat.extend(pts)
             lengths.append(len(pts))
@@ -638,6 +686,7 @@ def read_geojson(path: Path, progress: Progress) -> RawNetwork:
             oneways.append(ow)
             us.append(u)
             vs.append(v)
+            street_names.append(street)
     progress.advance(len(features) - reported)
     if problems:
         raise NetworkImportError(f"file: {name}: {listing(problems, n_problems)}")
@@ -664,6 +713,7 @@ def read_geojson(path: Path, progress: Progress) -> RawNetwork:
         u_arr,
         v_arr,
         skipped,
+        name_array(street_names),
     )
 
 
@@ -690,6 +740,7 @@ def read_pbf(path: Path, progress: Progress) -> RawNetwork:
     piece_way = array("q")
     piece_hw: list[str] = []
     piece_ow = array("b")
+    piece_name: list[str | None] = []
     skipped: Counter[str] = Counter()
 
     def close_piece(start: int) -> None:
@@ -701,6 +752,7 @@ def read_pbf(path: Path, progress: Progress) -> RawNetwork:
         piece_way.pop()
         piece_hw.pop()
         piece_ow.pop()
+        piece_name.pop()
 
     progress.start(f"reading ways of {name}", None)
     ways = 0
@@ -723,6 +775,9 @@ def read_pbf(path: Path, progress: Progress) -> RawNetwork:
                 continue
             hw = str(tags.get("highway", ""))
             ow = osm_oneway(tags, hw)
+            street = next(
+                (n for n in (normalise_name(tags.get(k)) for k in OSM_NAME_TAGS) if n), None
+            )
             start = -1
             missing = 0
             for node in way.nodes:
@@ -739,6 +794,7 @@ def read_pbf(path: Path, progress: Progress) -> RawNetwork:
                     piece_way.append(way.id)
                     piece_hw.append(hw)
                     piece_ow.append(ow)
+                    piece_name.append(street)
                 refs.append(node.ref)
                 lons.append(loc.lon)
                 lats.append(loc.lat)
@@ -817,5 +873,6 @@ def read_pbf(path: Path, progress: Progress) -> RawNetwork:
         origin_label="way ",
         node_osm_id=node_ids.astype(np.int64),
         osm_way_id=way_ids[piece].copy(),
+        name=name_array([piece_name[i] for i in piece.tolist()]),
         skipped=dict(skipped),
     )

@@ -52,6 +52,8 @@ class Loaded:
     version_id: int
     network: RoadNetwork
     graphs: dict[str, ModeGraph]
+    #: Street name of each edge (by index), None where unnamed; None if the network has none.
+    edge_names: list[str | None] | None = None
 
 
 class NetworkState:
@@ -73,7 +75,8 @@ class NetworkState:
                     arrays = queries.live_edges_arrays(conn)
                     geometry = queries.edge_geometries(conn, arrays.version_id)
                     net = RoadNetwork.from_arrays(**arrays.graph_kwargs(), geometry=geometry)
-                    loaded = Loaded(arrays.version_id, net, {})
+                    names = queries.edge_names(conn, arrays.version_id, len(arrays.edge_id))
+                    loaded = Loaded(arrays.version_id, net, {}, names)
                     self._loaded = loaded
         graph = loaded.graphs.get(mode.value)
         if graph is None:

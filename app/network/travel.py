@@ -35,20 +35,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from types import MappingProxyType
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-
-class Mode(StrEnum):
-    """How a worker travels."""
-
-    WALK = "walk"
-    EBIKE = "ebike"
-    CAR = "car"
-
+from app.network.modes import Mode as Mode  # re-exported: its home has no numpy (CLI)
 
 WALK_CLASSES: frozenset[str] = frozenset(
     {

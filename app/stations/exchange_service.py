@@ -330,6 +330,13 @@ def plan(
     records = [r for r in parsed.records if r.external_id not in options.skip]
     result.skipped = sorted({r.external_id for r in parsed.records} & options.skip)
     stored = queries.exchange_rows_by_external_id(conn, [r.external_id for r in records], lock=lock)
+    # the district of each row is the outline at its position (the given code outside them),
+    # as applying will store it: the preview, the diff and the scope check agree with it
+    districts = service.resolve_districts(
+        conn, [(r.lon, r.lat, r.properties["district_code"]) for r in records]
+    )
+    for rec, district in zip(records, districts, strict=True):
+        rec.properties["district_code"] = district
     for rec in records:
         row = stored.get(rec.external_id)
         if row is not None:

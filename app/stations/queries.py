@@ -405,12 +405,14 @@ def exists(conn: Connection, station_id: int) -> bool:
 
 
 def locked_ref(conn: Connection, station_id: int) -> RowMapping | None:
-    """id, district_code and version of a station, its row locked until the transaction ends
-    (so the scope a write was allowed for cannot change before it lands)."""
+    """id, district_code, version, lifecycle and WGS-84 `lon`/`lat` of a station, its row
+    locked until the transaction ends (so the scope a write was allowed for cannot change
+    before it lands)."""
     return (
         conn.execute(
             text(
-                "SELECT id, district_code, version, status, closed_until, duplicate_of "
+                "SELECT id, district_code, version, status, closed_until, duplicate_of, "
+                "ST_X(geom) AS lon, ST_Y(geom) AS lat "
                 "FROM stations WHERE id = :id FOR UPDATE"
             ),
             {"id": station_id},

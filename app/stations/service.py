@@ -18,6 +18,7 @@ from app.accounts.policy import Action, Actor, StationRef
 from app.audit import service as audit
 from app.audit.service import Channel
 from app.config import Settings
+from app.districts import queries as district_queries
 from app.errors import (
     ConflictError,
     InvalidInputError,
@@ -249,6 +250,21 @@ def _checked_hours(value: str | None) -> str | None:
         ) from exc
 
 
+def resolve_districts(
+    conn: Connection, points: list[tuple[float, float, str | None]]
+) -> list[str | None]:
+    """The district each station written at WGS-84 (lon, lat) claiming a code will really be
+    in: the loaded outline containing its stored (rounded) position, else the claimed code
+    (`app/districts/queries.py`, one rule for every write and for outline loads)."""
+    return district_queries.resolve_station_districts(
+        conn,
+        [
+            (round(x, queries.POSITION_DECIMALS), round(y, queries.POSITION_DECIMALS), code)
+            for x, y, code in points
+        ],
+    )
+
+
 def _locked(conn: Connection, station_id: int) -> StationRef:
     """The station a write addresses, its row locked; NotFoundError for an unknown id."""
     row = queries.locked_ref(conn, station_id)
@@ -335,10 +351,12 @@ def create_station(
 ) -> RowMapping:
     """Insert a new station from a validated Feature given in the context's coordinates."""
     props = feature.properties.model_dump()
+    lon, lat = _wgs84(feature.geometry.lon, feature.geometry.lat, ctx.coord_sys)
+    # the district comes from the outlines before the scope is checked against it
+    [props["district_code"]] = resolve_districts(conn, [(lon, lat, props["district_code"])])
     policy.check(actor, Action.STATION_CREATE, StationRef(None, props["district_code"]))
     _lifecycle(conn, None, None, props)
     props["opening_hours"] = _checked_hours(props["opening_hours"])
-    lon, lat = _wgs84(feature.geometry.lon, feature.geometry.lat, ctx.coord_sys)
     props["source_crs"] = ctx.coord_sys
     props["open_intervals"] = hours_store.intervals_literal(
         props["opening_hours"], ctx.window, ctx.tz, ctx.calendar
@@ -371,6 +389,17 @@ def patch_station(
     ref = StationRef(int(current["id"]), current["district_code"])
     policy.check(actor, Action.STATION_EDIT, ref)
     policy.check_fields(actor, [*changes, *(["geometry"] if patch.geometry else [])])
+    lon_lat = None
+    if patch.geometry:
+        lon_lat = _wgs84(patch.geometry.lon, patch.geometry.lat, ctx.coord_sys)
+        changes["source_crs"] = ctx.coord_sys
+    if lon_lat is not None or "district_code" in changes:
+        # a move (or a claimed code) takes the district of the outlines at the new position
+        lon, lat = lon_lat or (float(current["lon"]), float(current["lat"]))
+        given = changes.get("district_code", current["district_code"])
+        [district] = resolve_districts(conn, [(lon, lat, given)])
+        if "district_code" in changes or district != current["district_code"]:
+            changes["district_code"] = district
     if "district_code" in changes:
         policy.check_move(actor, ref, changes["district_code"])
     _lifecycle(conn, station_id, current, changes)
@@ -379,10 +408,6 @@ def patch_station(
         changes["open_intervals"] = hours_store.intervals_literal(
             changes["opening_hours"], ctx.window, ctx.tz, ctx.calendar
         )
-    lon_lat = None
-    if patch.geometry:
-        lon_lat = _wgs84(patch.geometry.lon, patch.geometry.lat, ctx.coord_sys)
-        changes["source_crs"] = ctx.coord_sys
     audit.attribute(conn, actor, channel)
     with translated_db_errors():
         row = queries.update(
@@ -466,9 +491,12 @@ def import_collection(
     """Upsert many validated WGS-84 stations by external_id in the caller's one transaction,
     each create or update allowed for `actor` (all or nothing) and audited as `import`."""
     existing = queries.refs_by_external_id(conn, [f.properties.external_id for f in features])
+    districts = resolve_districts(
+        conn, [(f.geometry.lon, f.geometry.lat, f.properties.district_code) for f in features]
+    )
     for i, f in enumerate(features):
         old = existing.get(f.properties.external_id)
-        targets = [StationRef(None, f.properties.district_code)]
+        targets = [StationRef(None, districts[i])]
         if old is not None:
             targets = [StationRef(int(old["id"]), old["district_code"]), *targets]
         for ref in targets:
@@ -484,6 +512,7 @@ def import_collection(
             )
         seen.add(ext)
         props = f.properties.model_dump()
+        props["district_code"] = districts[i]
         try:
             props["opening_hours"] = _checked_hours(props["opening_hours"])
         except InvalidInputError as exc:
@@ -563,17 +592,18 @@ def revert_station(
         else _history_ref(conn, station_id).district_code
     )
     policy.check(actor, Action.STATION_REVERT, StationRef(station_id, now_district))
-    policy.check(
-        actor, Action.STATION_REVERT, StationRef(station_id, snap.get("district_code")), "to"
-    )
+    lon, lat = snap["location"]
+    # the restored position lies in today's outlines, which may differ from the revision's
+    [restored_district] = resolve_districts(conn, [(lon, lat, snap.get("district_code"))])
+    policy.check(actor, Action.STATION_REVERT, StationRef(station_id, restored_district), "to")
     props = {k: snap.get(k) for k in SNAPSHOT_FIELDS}
+    props["district_code"] = restored_district
     props["amenities"] = list(props["amenities"] or [])
     if isinstance(props["closed_until"], str):
         props["closed_until"] = datetime.fromisoformat(props["closed_until"])
     props["open_intervals"] = hours_store.intervals_literal(
         props["opening_hours"], ctx.window, ctx.tz, ctx.calendar
     )
-    lon, lat = snap["location"]
     audit.attribute(conn, actor, channel, action="revert", meta={"reverted_to": to})
     with translated_db_errors():
         if current is None:
@@ -656,15 +686,16 @@ def decide_proposal(
     row = queries.proposal(conn, proposal_id, lock=True)
     if row is None:
         raise NotFoundError(f"id: no proposal with id {proposal_id}", field="id")
-    policy.check(
-        actor, Action.LOCATION_DECIDE, StationRef(int(row["station_id"]), row["district_code"])
-    )
+    ref = StationRef(int(row["station_id"]), row["district_code"])
+    policy.check(actor, Action.LOCATION_DECIDE, ref)
     if row["status"] != "pending":
         raise ConflictError(
             f"id: proposal {proposal_id} was already {row['status']} by {row['decided_by']}",
             field="id",
         )
     if accept:
+        [district] = resolve_districts(conn, [(row["lon"], row["lat"], row["district_code"])])
+        policy.check_move(actor, ref, district)
         audit.attribute(
             conn,
             actor,
@@ -672,9 +703,8 @@ def decide_proposal(
             action="proposal",
             meta={"proposal": proposal_id, "proposed_by": row["proposed_by"]},
         )
-        queries.update(
-            conn, int(row["station_id"]), {"source_crs": "wgs84"}, (row["lon"], row["lat"]), None
-        )
+        changes = {"source_crs": "wgs84", "district_code": district}
+        queries.update(conn, int(row["station_id"]), changes, (row["lon"], row["lat"]), None)
     status = "accepted" if accept else "rejected"
     queries.decide_proposal(conn, proposal_id, status, actor.name, note)
     audit.record(

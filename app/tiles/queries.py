@@ -65,7 +65,7 @@ STATION_FIELDS: dict[str, str] = {
 }
 CELL_FIELDS: dict[str, str] = {
     "h3": "String: H3 cell index, hexadecimal (the feature id is the same index as a number)",
-    "minutes": "Number: minutes to the nearest open station, to 0.1 (absent: unreachable)",
+    "minutes": "Number: minutes to the nearest open station, up to 0.1 (absent: unreachable)",
     "band": "String: 0-5 | 5-10 | 10-15 | >15 | gap (beyond the run's target or unreachable)",
     "multiplicity": "Number: stations reachable within the run's target minutes",
     "weight": "Number: the cell's demand weight",
@@ -161,6 +161,13 @@ def band_sql(column: str) -> str:
     )
 
 
+def shown_minutes_sql(column: str) -> str:
+    """SQL for the minutes shown in a tile: rounded up to 0.1 (exact, in numeric), the rule of
+    `app.coverage.bands.shown_minutes`, so that a 10.02-minute cell in '10-15' shows 10.1 and
+    a 15.04-minute gap 15.1, never the "10.0" / "15.0" of plain rounding."""
+    return f"CAST(ceil(CAST({column} AS numeric) * 10) / 10 AS double precision)"
+
+
 def band(minutes: float | None, target: float) -> str:
     """The same banding in Python (the SQL is the one served; this one documents and tests)."""
     if minutes is None or minutes > target:
@@ -181,7 +188,7 @@ FROM (
     SELECT {_mvt_geom(geom)} AS geom,
            c.cell AS fid,
            to_hex(c.cell) AS h3,
-           CAST(round(CAST(c.minutes AS numeric), 1) AS double precision) AS minutes,
+           {shown_minutes_sql("c.minutes")} AS minutes,
            {band_sql("c.minutes")} AS band,
            c.multiplicity, c.weight, c.district_code
     FROM coverage_cells c

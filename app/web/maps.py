@@ -5,9 +5,11 @@ in zh-CN or English):
 
 * **cells by band** ('0-5', '5-10', '10-15' … minutes up to the target), with a legend giving
   each band's share of the demand and the share within the target;
-* **gaps** (`Run.gaps`: connected cells beyond the target or unreachable, the 'gap' band)
-  filled red, each with its rank, uncovered demand and unit, area, longest time and districts
-  in the popup;
+* **gaps** (cells beyond the target or unreachable, the 'gap' band) filled red, as the pieces
+  a planner can act on (`Run.gap_pieces`: one district each, at most the area one station
+  reaches), each with its gap and rank, district, uncovered demand and unit, area, longest time
+  over the reachable cells, unreachable cells with the sentence explaining them, and for the
+  first `MAP_GAP_SITES` what one new station in it would cover, in the popup;
 * **over-dense cells** (reached by ≥ `dense_n` stations within `params.dense_minutes`), dashed
   purple, one merged shape per station count (hidden at first);
 * **stations** in a marker cluster (Leaflet.markercluster, dissolved from zoom 15), popups
@@ -20,11 +22,11 @@ in zh-CN or English):
 **Aggregation.** Cells are never drawn one by one (Wuhan's demo grid has 9,139 cells at
 resolution 9 and 34,586 at 10; a province 10^5): the cells of each band within the target are
 merged with `h3.cells_to_h3shape` into one MultiPolygon feature per band, the gap cells into
-one feature per gap (the `GAP_LIMIT` largest; the rest merged into one), over-dense cells into
-one per station count, so the cell layers are at most a few hundred Leaflet layers whatever
-the resolution. Everything is drawn on a canvas (`prefer_canvas`), coordinates are rounded to
-5 decimals (~1 m) and district outlines simplified to ~40 m for display. Stations travel as
-compact rows and their popups are built in the browser when clicked.
+one feature per gap piece (the `GAP_LIMIT` largest; the rest merged into one), over-dense cells
+into one per station count, so the cell layers are at most a few hundred Leaflet layers
+whatever the resolution. Everything is drawn on a canvas (`prefer_canvas`), coordinates are
+rounded to 5 decimals (~1 m) and district outlines simplified to ~40 m for display. Stations
+travel as compact rows and their popups are built in the browser when clicked.
 
 **Page weight**, measured on the Wuhan demo (400 stations, 377 of them open and on the
 network, 92,667 streets, 13 districts), whole city, walk 15 min, resolution 9: the /planner
@@ -33,7 +35,9 @@ district outlines 95 KB, stations 54 KB, redundant-station rings 59 KB, close pa
 e-bike 15 min 1.30 MB (326 close pairs: 277 KB); resolution 8 414 KB, resolution 10 2.8 MB;
 one district (Wuchang) 156 KB. The standalone export with Leaflet and markercluster inlined is
 1,089,714 bytes (~1.06 MB). Stations cost ~145 bytes each (names JSON-escaped), so 12,000
-stations add ~1.7 MB.
+stations add ~1.7 MB. Drawing gap pieces instead of whole gaps (issue 14) made the walking gap
+layer 471 KB (398 pieces: 200 one by one, the rest merged) instead of 316 KB (68 gaps); the
+walking map script is then 1.08 MB, e-bike 1.15 MB (126 pieces, 202 KB).
 
 **Escaping.** Every text that comes from data (station, district and site names) or goes into
 a layer name, popup, tooltip or the legend is escaped here with `html.escape`, and `{`/`}`
@@ -66,7 +70,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -86,15 +89,19 @@ from shapely.geometry import mapping, shape
 
 from app.api.headers import add_nonce, html_policy
 from app.coverage import derive
-from app.coverage.service import Run
+from app.coverage.bands import shown_minutes
+from app.coverage.extent import pct_text
+from app.coverage.service import Run, gap_note
 from app.errors import ServiceUnavailableError
 from app.geo import coords
 from app.web import assets
 from app.web.basemaps import TILES, tile_origins
 from app.web.i18n import texts
 
-#: Gaps outlined at most (largest uncovered demand first); all gap cells are in the band layer.
+#: Gap pieces outlined at most (largest uncovered demand first); all gap cells are drawn.
 GAP_LIMIT = 200
+#: Gap pieces whose popup tells what one new station in it would cover (the page's list).
+MAP_GAP_SITES = 10
 #: Decimals of drawn coordinates (1e-5° ≈ 1 m).
 PRECISION = 5
 #: Display simplification of district outlines, degrees (~40 m).
@@ -120,7 +127,8 @@ _POINT = JsCode(
         var p = feature.properties || {};
         if (p.label) {
             return L.marker(latlng, {icon: L.divIcon({
-                className: "yz-site", html: p.label, iconSize: [26, 26], iconAnchor: [13, 13]
+                className: p.weak ? "yz-site yz-site-weak" : "yz-site", html: p.label,
+                iconSize: [26, 26], iconAnchor: [13, 13]
             })});
         }
         if (p.st) {
@@ -135,7 +143,7 @@ _STATION_CALLBACK = """function (row) {
     var m = L.marker(new L.LatLng(row[0], row[1]), {icon: L.divIcon({
         className: "yz-st", iconSize: [12, 12], iconAnchor: [6, 6]
     })});
-    m.bindPopup(function () { return window.yzStation(row.slice(2, 7), row[7] === 1); });
+    m.bindPopup(function () { return window.yzStation(row.slice(2, 8), row[8] === 1); });
     return m;
 }"""
 _CLUSTER_ICON = """function (cluster) {
@@ -151,6 +159,7 @@ _CSS = """
          box-shadow: 0 0 0 1px #1f4e9c; }
 .yz-site { background: #111; color: #fff; border: 2px solid #ffd400; border-radius: 50%;
            font: bold 13px/22px sans-serif; text-align: center; }
+.yz-site-weak { background: #9a9a9a; border-color: #e0e0e0; opacity: .8; }
 .yz-legend { background: #fff; padding: 6px 9px; border-radius: 5px; line-height: 1.45;
              box-shadow: 0 1px 4px rgba(0,0,0,.35); font-size: 12.5px; max-width: 260px; }
 .yz-legend b { display: block; margin-bottom: 2px; }
@@ -454,51 +463,83 @@ class _Builder:
         return _layer(feats, self.tx("pl_layer_bands")), legend
 
     def gaps(self) -> folium.FeatureGroup:
-        """Every gap cell, filled red: the `GAP_LIMIT` largest gaps one feature each (rank and
-        numbers in the popup), the rest merged into one."""
-        run, found = self.run, self.run.gaps(self.district)
+        """Every gap cell, filled red, as the pieces a planner can act on (`Run.gap_pieces`:
+        one district each, at most the area one station reaches): the `GAP_LIMIT` largest one
+        feature each (gap and piece rank, district, numbers and — for the first
+        `MAP_GAP_SITES` — what one new station in it would cover, in the popup), the rest
+        merged into one."""
+        run = self.run
+        found = run.gap_pieces(self.district)
+        n_gaps = len(run.gaps(self.district))
+        sites = run.gap_sites(found[:MAP_GAP_SITES])
         style = {
             "color": "#7f0000",
-            "weight": 1.5,
+            "weight": 1.2,
             "opacity": 0.9,
             "fillColor": GAP_COLOUR,
             "fillOpacity": 0.5,
         }
-        sep = "、" if self.ul == "zh" else ", "
         feats = []
-        for g in found[:GAP_LIMIT]:
-            longest = (
-                self.tx("pl_unreachable")
-                if not math.isfinite(g.max_minutes)
-                else f"{_num(g.max_minutes, 1)} {self.tx('min')}"
+        for i, p in enumerate(found[:GAP_LIMIT]):
+            longest = shown_minutes(p.max_minutes)
+            rows = [
+                (
+                    self.tx("pl_in_district"),
+                    esc(self.names.get(p.district, p.district))
+                    if p.district
+                    else self.tx("pl_outside_districts"),
+                ),
+                (self.tx("pl_uncovered"), self.demand(p.demand)),
+                (self.tx("pl_share_demand"), _pct(p.demand, self.total_w)),
+                (self.tx("pl_area"), f"{_num(p.area_km2, 2)} km²"),
+                (
+                    self.tx("pl_max_minutes"),
+                    self.tx("pl_unreachable")
+                    if longest is None
+                    else f"{_num(longest, 1)} {self.tx('min')}",
+                ),
+            ]
+            if p.unreachable_cells:
+                rows.append((self.tx("pl_unreachable_cells"), _num(p.unreachable_cells)))
+            site = sites[i] if i < len(sites) else None
+            if site is not None:
+                site_name = site["name_en"] if self.ul == "en" else site["name"]
+                if site_name:
+                    rows.append((self.tx("pl_site_where"), esc(site_name)))
+                rows.append((self.tx("pl_site_gain"), self.demand(site["gain"])))
+                rows.append(
+                    (
+                        self.tx("pl_site_in_piece"),
+                        _pct(site["gain_in_piece"], p.demand),
+                    )
+                )
+            note = gap_note(
+                p.unreachable_cells,
+                p.max_minutes,
+                run.params.mode,
+                run.graph.settings.max_off_network_m,
             )
-            where = esc(sep.join(self.names.get(c, c) for c in g.districts)) or "–"
             feats.append(
                 _feature(
-                    self.datum.geometry(shape(g.geometry)),
+                    self.datum.geometry(shape(p.geometry)),
                     style=style,
                     popup=_popup(
-                        self.tx("pl_gap_title", rank=g.rank),
-                        [
-                            (self.tx("pl_uncovered"), self.demand(g.demand)),
-                            (self.tx("pl_share_demand"), _pct(g.demand, self.total_w)),
-                            (self.tx("pl_area"), f"{_num(g.area_km2, 2)} km²"),
-                            (self.tx("pl_max_minutes"), longest),
-                            (self.tx("pl_in_districts"), where),
-                        ],
+                        self.tx("pl_piece_title", gap=p.gap, rank=p.rank),
+                        rows,
+                        esc(note[self.ul]) if note else None,
                     ),
                 )
             )
         rest = found[GAP_LIMIT:]
         if rest:
-            cells = np.concatenate([g.cells for g in rest])
-            w = float(sum(g.demand for g in rest))
+            cells = np.concatenate([p.cells for p in rest])
+            w = float(sum(p.demand for p in rest))
             feats.append(
                 _feature(
                     self.datum.geometry(_cells_shape(run.grid.cells[cells])),
                     style=style,
                     popup=_popup(
-                        self.tx("pl_small_gaps", n=len(rest), k=GAP_LIMIT),
+                        self.tx("pl_small_pieces", n=len(rest), k=GAP_LIMIT),
                         [
                             (self.tx("pl_uncovered"), self.demand(w)),
                             (self.tx("pl_share_demand"), _pct(w, self.total_w)),
@@ -507,20 +548,45 @@ class _Builder:
                     ),
                 )
             )
-        return _layer(feats, self.tx("pl_layer_gaps", n=_num(len(found))))
+        return _layer(feats, self.tx("pl_layer_gaps", n=_num(n_gaps), p=_num(len(found))))
 
     def districts(self) -> folium.FeatureGroup | None:
+        """Outlines labelled with the name (and "partly inside / outside the network"); the
+        popup gives the district's area, the share inside the network and the street cells'."""
         run, feats = self.run, []
+        rows = run.summary()["districts"]
         for i, code in enumerate(run.district_codes):
             if self.district is not None and code != self.district:
                 continue
             geom = shapely.simplify(run.district_geoms[i], DISTRICT_SIMPLIFY_DEG)
+            ext = rows[i].get("extent") or {}
+            state = ext.get("status")
+            label = self.names[code]
+            if state in ("partial", "outside"):
+                status_text = self.t["pl_status_" + state]
+                label += f"（{status_text}）" if self.ul == "zh" else f" ({status_text})"
+            share = ext.get("network_share")
             feats.append(
                 _feature(
                     self.datum.geometry(geom),
                     style={"color": "#333", "weight": 1.6, "fill": False, "dashArray": "6 4"},
-                    tip=esc(self.names[code]),
+                    tip=esc(label),
                     tip_opts={"permanent": True, "direction": "center", "className": "yz-label"},
+                    popup=_popup(
+                        esc(self.names[code]),
+                        [
+                            (
+                                self.tx("pl_col_district_area"),
+                                _num(ext.get("district_area_km2") or 0.0, 1),
+                            ),
+                            (
+                                self.tx("pl_col_network_share"),
+                                "–" if share is None else pct_text(share),
+                            ),
+                            (self.tx("pl_col_area"), _num(rows[i]["area_km2"], 1)),
+                        ],
+                        why=esc((ext.get("reason") or {}).get(self.ul, "")) or None,
+                    ),
                 )
             )
         return _layer(feats, self.tx("pl_layer_districts")) if feats else None
@@ -586,19 +652,22 @@ class _Builder:
             )
         return _layer(feats, self.tx("pl_layer_pairs", n=len(feats), m=f"{pair_minutes:g}"))
 
-    def stations(self, redundant_pct: float) -> tuple[list[list[Any]], list[dict[str, Any]]]:
-        """Rows [lat, lon, name, id, covered, exclusive, loss %, redundant 0/1] of every station
-        in view (clustered), and the redundant ones again as point features (rings, an overlay
-        hidden at first: in a dense centre they are most stations); popups are built in the
+    def stations(
+        self, redundant_pct: float, redundant_rel: float = derive.DEFAULT_REDUNDANT_REL
+    ) -> tuple[list[list[Any]], list[dict[str, Any]]]:
+        """Rows [lat, lon, name, id, covered, exclusive, loss %, backup min, redundant 0/1] of
+        every station in view (clustered), and the redundant ones (`derive.redundant_flags`)
+        again as point features (rings, an overlay hidden at first); popups are built in the
         browser from these escaped rows (`station_popup_js`), which keeps 10^4 stations
         light."""
         run = self.run
         cover = run.station_coverage()
+        flags = derive.redundant_flags(cover, redundant_pct, redundant_rel)
         rows: list[list[Any]] = []
         redundant: list[dict[str, Any]] = []
         for i in np.flatnonzero(self.in_view).tolist():
             c = cover[i]
-            loss = c.loss_pct
+            loss, backup = c.loss_pct, c.backup_minutes
             lat, lon = self.datum.latlon(float(run.station_lon[i]), float(run.station_lat[i]))
             row = [
                 lat,
@@ -608,23 +677,36 @@ class _Builder:
                 round(c.covered_demand),
                 round(c.exclusive_demand),
                 None if loss is None else round(loss, 1),
+                None if backup is None else round(backup, 2),
             ]
-            review = loss is not None and loss < redundant_pct
+            review = flags[i]
             if review:
                 redundant.append(_feature({"type": "Point", "coordinates": [lon, lat]}, st=row[2:]))
             rows.append([*row, 1 if review else 0])
         return rows, redundant
 
-    def station_popup_js(self, redundant_pct: float) -> str:
+    def station_popup_js(
+        self, redundant_pct: float, redundant_rel: float = derive.DEFAULT_REDUNDANT_REL
+    ) -> str:
         """`window.yzStation(row, review)`: a station's popup from its row [escaped name, id,
-        covered, exclusive, loss %] (the labels are escaped here; the rest are numbers)."""
+        covered, exclusive, loss %, backup min] (the labels are escaped here; the rest are
+        numbers)."""
+        med = derive.median_backup(self.run.station_coverage())
         labels = {
             "id": self.tx("pl_station_id"),
             "covered": self.tx("pl_covered", m=self.target),
             "exclusive": self.tx("pl_exclusive"),
             "loss": self.tx("pl_loss"),
+            "backup": self.tx("pl_backup", med="–" if med is None else f"{med:.2f}"),
+            "min": self.tx("min"),
             "review": self.tx("pl_redundant"),
-            "why": self.tx("pl_redundant_why", p=f"{redundant_pct:g}", m=self.target),
+            "why": self.tx(
+                "pl_redundant_why",
+                p=f"{redundant_pct:g}",
+                m=self.target,
+                r=f"{redundant_rel:.0%}",
+                med="–" if med is None else f"{med:.2f}",
+            ),
             "unit": self.unit,
             "locale": "en" if self.ul == "en" else "zh-CN",
         }
@@ -634,8 +716,10 @@ class _Builder:
             "  function n(x) { return Math.round(x).toLocaleString(T.locale); }\n"
             "  return function (r, review) {\n"
             "    var loss = r[4] === null ? '–' : r[4].toFixed(1) + '%';\n"
+            "    var backup = r[5] === null ? '–' : r[5].toFixed(2) + ' ' + T.min;\n"
             "    var rows = [[T.id, r[1]], [T.covered, n(r[2]) + ' ' + T.unit],\n"
-            "                [T.exclusive, n(r[3]) + ' ' + T.unit], [T.loss, loss]];\n"
+            "                [T.exclusive, n(r[3]) + ' ' + T.unit], [T.loss, loss],\n"
+            "                [T.backup, backup]];\n"
             "    var h = '<div class=\"yz-pop\"><b>' + r[0] + (review ? ' · ' + T.review : '')\n"
             "            + '</b><table>';\n"
             "    rows.forEach(function (x) {\n"
@@ -648,21 +732,55 @@ class _Builder:
         )
 
     def sites(self, suggestions: list[dict[str, Any]]) -> folium.FeatureGroup:
+        """Numbered markers with the site's name, gain (marginal to the earlier sites and on
+        its own) and the share covered after it; sites below a useful gain are greyed."""
         feats = []
+
+        def share(x: float | None) -> str:
+            return "–" if x is None else f"{100.0 * x:.2f}%"
+
         for s in suggestions:
             lat, lon = self.datum.latlon(float(s["lon"]), float(s["lat"]))
             rank = int(s["rank"])
             title = self.tx("pl_site_title", rank=rank)
-            if s.get("name"):
-                title += f" · {esc(s['name'])}"
+            name = s.get("name_en") if self.ul == "en" else s.get("name")
+            if name:
+                title += f" · {esc(name)}"
+            rows = [
+                (
+                    self.tx("pl_gain", m=self.target),
+                    f"{self.demand(float(s['gain']))} ({share(s.get('gain_share'))})",
+                )
+            ]
+            if s.get("gain_alone") is not None:
+                rows.append(
+                    (
+                        self.tx("pl_gain_alone"),
+                        f"{self.demand(float(s['gain_alone']))} "
+                        f"({share(s.get('gain_alone_share'))})",
+                    )
+                )
+            if s.get("covered_share_after") is not None:
+                rows.append((self.tx("pl_covered_after", n=rank), share(s["covered_share_after"])))
+            if s.get("near_station_name"):
+                rows.append(
+                    (
+                        self.tx("pl_near_station"),
+                        f"{esc(s['near_station_name'])} · {_num(s['near_station_m'])} m",
+                    )
+                )
+            useful = s.get("useful", True)
+            why = (
+                self.tx("pl_site_weak", p=f"{100 * derive.USEFUL_SHARE_OF_FIRST:g}")
+                if not useful
+                else (self.tx("pl_site_marginal", n=rank - 1) if rank > 1 else None)
+            )
             feats.append(
                 _feature(
                     {"type": "Point", "coordinates": [lon, lat]},
                     label=str(rank),
-                    popup=_popup(
-                        title,
-                        [(self.tx("pl_gain", m=self.target), self.demand(float(s["gain"])))],
-                    ),
+                    weak=not useful,
+                    popup=_popup(title, rows, why),
                 )
             )
         return _layer(feats, self.tx("pl_layer_sites", n=len(feats)))
@@ -710,6 +828,7 @@ def planner_map(
     dense_n: int = derive.DEFAULT_DENSE_N,
     pair_minutes: float = derive.DEFAULT_PAIR_MINUTES,
     redundant_pct: float = derive.DEFAULT_REDUNDANT_PCT,
+    redundant_rel: float = derive.DEFAULT_REDUNDANT_REL,
     suggestions: list[dict[str, Any]] | None = None,
     leaflet_base: str | None = "/static/leaflet",
 ) -> folium.Map:
@@ -739,7 +858,7 @@ def planner_map(
     if districts is not None:
         districts.add_to(m)
     b.pairs(pair_minutes).add_to(m)
-    rows, redundant = b.stations(redundant_pct)
+    rows, redundant = b.stations(redundant_pct, redundant_rel)
     cluster = FastMarkerCluster(
         rows,
         callback=_STATION_CALLBACK,
@@ -750,12 +869,16 @@ def planner_map(
         chunkedLoading=True,
     )
     cluster.add_to(m)
-    review = b.tx("pl_layer_redundant", n=len(redundant), p=f"{redundant_pct:g}")
+    review = b.tx(
+        "pl_layer_redundant", n=len(redundant), p=f"{redundant_pct:g}", r=f"{redundant_rel:.0%}"
+    )
     _layer(redundant, review, show=False).add_to(m)
     if suggestions:
         b.sites(suggestions).add_to(m)
     _use_assets(m, cluster, leaflet_base)
-    header.add_child(_Raw(b.station_popup_js(redundant_pct)), name="yz_station_popup")
+    header.add_child(
+        _Raw(b.station_popup_js(redundant_pct, redundant_rel)), name="yz_station_popup"
+    )
     m.add_child(_Legend(b.legend(band_rows, bool(suggestions))))
     folium.LayerControl(collapsed=False).add_to(m)
     bounds = b.bounds()
