@@ -214,8 +214,13 @@ def test_compare_day_and_night_by_hand(client, town):
     # street's end are one gap (250 + 400 + 250 m); at night the whole south street joins it
     assert body["day"]["uncovered_demand"] == pytest.approx(900, abs=2 * TOL_M)
     assert body["night"]["uncovered_demand"] == pytest.approx(2150, abs=TOL_M)
-    assert len(body["night"]["gaps"]) == 1
-    assert body["night"]["gaps"][0]["uncovered_demand"] == pytest.approx(2150, abs=TOL_M)
+    # … listed as the pieces a planner acts on: one connected gap, cut at the district line
+    # x = 750 m into the south street's west part (750 m) and the rest (750 + 400 + 250 m)
+    pieces = body["night"]["gaps"]
+    assert [p["districts"] for p in pieces] == [["420199"], ["420198"]]
+    assert [p["gap"] for p in pieces] == [1, 1]
+    assert pieces[0]["uncovered_demand"] == pytest.approx(1400, abs=TOL_M)
+    assert pieces[1]["uncovered_demand"] == pytest.approx(750, abs=TOL_M)
     # both runs are the engine's ordinary runs: a summary at the night instant is the same run
     night = client.get(URL + "/summary", params={**RES, "open_at": NIGHT}).json()
     assert night["run"] == body["night"]["run"] != body["day"]["run"]
@@ -299,7 +304,7 @@ def test_planner_page_at_night_and_the_comparison(client, town):
     assert "昼夜对比：2026-12-02（周三）12:00 与 2026-12-02（周三）22:00" in html
     # English
     en = client.get("/planner", params={**q, "lang": "en"})
-    assert "Day vs night" in en.text and "Gaps at night" in en.text
+    assert "Day vs night" in en.text and "Gap pieces at night" in en.text
     # the CSV: one writer, one row per district and the whole city
     csv_r = client.get("/planner/daynight.csv", params=q)
     assert csv_r.status_code == 200, csv_r.text

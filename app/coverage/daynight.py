@@ -142,8 +142,9 @@ def compare(day: Run, night: Run, lang: str) -> dict[str, Any]:
 def gap_rows(
     run: Run, other: Run, district: str | None, limit: int, lang: str
 ) -> list[dict[str, Any]]:
-    """The `limit` largest gaps of `run` (by uncovered demand), each with the part of its
-    demand that `other` covers (for the night's gaps: what the day covered and night lost)."""
+    """The `limit` largest gap pieces of `run` (by uncovered demand; one district each, as
+    the planner's gap list cuts them), each with the part of its demand that `other` covers
+    (for the night's pieces: what the day covered and night lost)."""
     _check_aligned(run, other)
     names = {
         code: ((run.district_names[i][1] if lang == "en" else None) or run.district_names[i][0])
@@ -151,15 +152,16 @@ def gap_rows(
     }
     other_ok = other.model.minutes <= other.params.minutes + 1e-9
     out = []
-    for g in run.gaps(district, limit):
+    for g in run.gap_pieces(district, limit):
         cells = np.asarray(g.cells, dtype=np.intp)
         out.append(
             {
                 "rank": g.rank,
+                "gap": g.gap,
                 "uncovered_demand": round(float(g.demand), 1),
                 "covered_by_other": round(float(run.weights[cells][other_ok[cells]].sum()), 1),
                 "area_km2": round(float(g.area_km2), 3),
-                "districts": [names.get(c) or str(c) for c in g.districts if c],
+                "districts": [names.get(g.district) or str(g.district)] if g.district else [],
             }
         )
     return out

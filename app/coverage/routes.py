@@ -556,14 +556,15 @@ def _instant(run: Run, moment: moments.Moment, district: str | None, limit: int)
         "run": run.key,
         "stations_open": focus["stations"],
         "uncovered_demand": focus["uncovered_demand"],
-        "gaps": [
+        "gaps": [  # the pieces a planner acts on (one district each), as /gaps gives them
             {
                 "rank": g.rank,
+                "gap": g.gap,
                 "uncovered_demand": round(float(g.demand), 3),
                 "area_km2": round(float(g.area_km2), 4),
-                "districts": list(g.districts),
+                "districts": [g.district] if g.district else [],
             }
-            for g in run.gaps(district, limit)
+            for g in run.gap_pieces(district, limit)
         ],
         "stations_excluded": run.excluded,
     }
