@@ -769,3 +769,63 @@ def test_bad_site_suggestion_input_is_named_precisely():
         greedy_max_cover(np.ones((1, 3)), [0, 1, -2], k=1)
     with pytest.raises(ValueError, match=r"^covered: must be a boolean \(or 0/1\) mask$"):
         greedy_max_cover(np.ones((1, 3)), np.ones(3), np.array([1, 0, 1], dtype=object), k=1)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_planner_reads_crossings_as_the_courier_api_does(seed):
+    """Cells and stations exactly on an end of their street (fraction 0 or 1: what snapping
+    gives for a point nearest a crossing) on random networks with one-way streets. The
+    coverage engine's minutes to the nearest station, and the cells each station reaches,
+    must equal the courier side's (`app.network.graph`: a forward search from the worker read
+    at each station — itself checked against a finer Dijkstra in
+    tests/test_mutation_network_graph.py). Before, the planner put a station at a one-way
+    street's downstream corner on the street, reachable only round the block."""
+    from app.coverage.analysis import Points, build_model
+    from app.coverage.grid import CellSnaps
+    from app.network.graph import (
+        build_graph,
+        multi_source_seconds,
+        point_sources,
+        seconds_at_points,
+    )
+    from tests.test_mutation_network_graph import _random_streets
+
+    rng = np.random.default_rng(900 + seed)
+    edges, net = _random_streets(rng)
+    checked = 0
+    for mode in ("walk", "ebike", "car"):
+        g = build_graph(net, mode)
+        usable = [e for e in range(len(edges)) if g.costs.forward[e] or g.costs.backward[e]]
+        if not usable:
+            continue
+
+        def snaps(n, ends_only):
+            e = rng.choice(usable, size=n)
+            f = rng.integers(0, 2, size=n).astype(float)
+            if not ends_only:  # a few inside their street too
+                f[::3] = rng.uniform(0.1, 0.9, size=len(f[::3]))
+            return e.astype(np.intp), f, rng.integers(0, 40, size=n).astype(float)
+
+        ce, cf, co = snaps(12, False)
+        se, sf, so = snaps(4, True)
+        cells = CellSnaps(ce, cf, co)
+        st = Points(se, sf, so)
+        target = 3.0
+        m = build_model(g, cells, np.ones(12), st, minutes_target=target, dense_minutes=2.0)
+        stations = [(int(se[k]), float(sf[k]), float(so[k])) for k in range(4)]
+        for i in range(12):
+            origin = (int(ce[i]), float(cf[i]), float(co[i]))
+            secs = multi_source_seconds(g, point_sources(g, origin), None)
+            per_station = seconds_at_points(g, secs, stations, origin=origin) / 60.0
+            want = float(np.min(per_station))
+            got = float(m.minutes[i])
+            assert (np.isinf(got) and np.isinf(want)) or got == pytest.approx(want, abs=1e-6), (
+                mode,
+                i,
+                origin,
+                stations,
+            )
+            within = int(np.sum(per_station <= target + 1e-9))
+            assert int(m.multiplicity[i]) == within, (mode, i)
+            checked += np.isfinite(want)
+    assert checked

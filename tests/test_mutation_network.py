@@ -458,8 +458,8 @@ def test_reached_stretches_match_a_finer_dijkstra(seed, reverse):
         if not usable:
             continue
         e0 = int(rng.choice(usable))
-        # strictly inside the edge: a point exactly at a node on a one-way edge is a known
-        # open question (see docs/testing.md)
+        # strictly inside the edge; points exactly on a crossing (fraction 0 or 1):
+        # test_points_on_crossings_match_a_finer_dijkstra in test_mutation_network_graph.py
         snap = Snap(e0, int(rng.integers(1, K)) / K, float(rng.choice([0.0, 15.0, 40.0])))
         T = float(rng.uniform(20, 300))
         seconds = multi_source_seconds(

@@ -106,17 +106,25 @@ def _point_sources(
     """Reverse-search sources of each point: (owner point, node, initial seconds).
 
     Towards the point along its edge: from the source end if the edge may be travelled forward,
-    from the target end if backward; off-network walk plus the partial edge.
+    from the target end if backward; off-network walk plus the partial edge. A point exactly on
+    an end (fraction 0 or 1) stands at that crossing: reached there whatever the edge's one-way
+    rule or the mode's right to use it (as `app.network.graph.point_sources`).
     """
     e = pts.edge
     c = graph.costs.seconds[e]
     w = pts.off_m / graph.settings.walk_mps
-    fw, bw = graph.costs.forward[e], graph.costs.backward[e]
+    f = pts.fraction
+    at_src, at_dst = f == 0.0, f == 1.0
+    from_src = graph.costs.forward[e] | at_src
+    from_dst = graph.costs.backward[e] | at_dst
     src, dst = graph.network.src[e], graph.network.dst[e]
+    with np.errstate(invalid="ignore"):
+        part_src = np.where(at_src, 0.0, f * c)
+        part_dst = np.where(at_dst, 0.0, (1 - f) * c)
     idx = np.arange(len(pts), dtype=np.intp)
-    owner = np.concatenate([idx[fw], idx[bw]])
-    node = np.concatenate([src[fw], dst[bw]]).astype(np.intp)
-    init = np.concatenate([(w + pts.fraction * c)[fw], (w + (1 - pts.fraction) * c)[bw]])
+    owner = np.concatenate([idx[from_src], idx[from_dst]])
+    node = np.concatenate([src[from_src], dst[from_dst]]).astype(np.intp)
+    init = np.concatenate([(w + part_src)[from_src], (w + part_dst)[from_dst]])
     return owner, node, init
 
 
@@ -127,16 +135,18 @@ def _cell_seconds_from_nodes(
     subset: NDArray[np.intp],
 ) -> NDArray[np.float64]:
     """Seconds from cells (positions `subset`) to the search's target, leaving along the
-    cell's edge towards either end (reverse search values at the nodes)."""
+    cell's edge towards either end (reverse search values at the nodes); a cell's place exactly
+    on an end of its edge is at that crossing, whatever the edge's one-way rule."""
     e = cells.edge[subset]
     g = cells.fraction[subset]
     c = graph.costs.seconds[e]
+    at_src, at_dst = g == 0.0, g == 1.0
     fw, bw = graph.costs.forward[e], graph.costs.backward[e]
     d_src = node_seconds[graph.network.src[e]]
     d_dst = node_seconds[graph.network.dst[e]]
     with np.errstate(invalid="ignore"):
-        via_src = np.where(bw, d_src + g * c, np.inf)
-        via_dst = np.where(fw, d_dst + (1.0 - g) * c, np.inf)
+        via_src = np.where(bw | at_src, d_src + np.where(at_src, 0.0, g * c), np.inf)
+        via_dst = np.where(fw | at_dst, d_dst + np.where(at_dst, 0.0, (1.0 - g) * c), np.inf)
     walk = cells.off_m[subset] / graph.settings.walk_mps
     return np.asarray(np.minimum(via_src, via_dst) + walk, dtype=np.float64)
 
