@@ -308,6 +308,10 @@ def test_planner_page_at_night_and_the_comparison(client, town):
     # the CSV: one writer, one row per district and the whole city
     csv_r = client.get("/planner/daynight.csv", params=q)
     assert csv_r.status_code == 200, csv_r.text
+    assert "-2026-12-02T1200-vs-2026-12-02T2200.csv" in csv_r.headers["content-disposition"]
+    # a download at one time says which
+    at = client.get("/planner/districts.csv", params={**PAGE, "at": "weekday-22"})
+    assert "-at-weekday-22.csv" in at.headers["content-disposition"]
     assert csv_r.headers["content-type"].startswith("text/csv")
     rows = read_csv(csv_r.text)
     assert rows[0] == [*daynight.COLUMNS, "day_at", "night_at"]

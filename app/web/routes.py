@@ -438,8 +438,19 @@ def _csv_response(rows: list[dict[str, Any]], columns: list[str], filename: str)
 
 
 def _filename(q: PlannerQuery, kind: str, ext: str) -> str:
+    """A download's name says what it holds: mode, target, grid, district and the time the
+    stations were counted at (a file of 22:00 must not pass for the day's)."""
     where = f"-{q.district}" if q.district else ""
+    if kind == "daynight":
+        where += f"-{_slug(q.day)}-vs-{_slug(q.night)}"
+    elif q.at:
+        where += f"-at-{_slug(q.at)}"
     return f"yizhan-{kind}-{q.mode}-{q.minutes}min-r{q.resolution}{where}.{ext}"
+
+
+def _slug(raw: str) -> str:
+    """ASCII letters, digits and '-' of a time as asked ('weekday-22', '2026-12-02T2200')."""
+    return re.sub(r"[^0-9A-Za-z-]", "", raw)[:40]
 
 
 async def _download(
