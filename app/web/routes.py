@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import ConnDep, CoverageDep, DbDep, SettingsDep
 from app.api.headers import csp_nonce
 from app.api.responses import GeoJSONResponse
-from app.coverage import daynight, derive, extent
+from app.coverage import bands, daynight, derive, extent
 from app.coverage import service as coverage_service
 from app.coverage.service import (
     MAX_TARGET_MINUTES,
@@ -848,7 +848,8 @@ def _extent_note(run: Run, summary: dict[str, Any], lang: str) -> str:
 
 
 def _minutes_up(x: float | None) -> str:
-    rounded = derive.round_up(x, 1)
+    """Minutes as the page shows them: the one rule of app/coverage/bands.py."""
+    rounded = bands.shown_minutes(x)
     return "–" if rounded is None else f"{rounded:.1f}"
 
 
