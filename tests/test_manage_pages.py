@@ -106,7 +106,7 @@ def test_login_sets_a_cookie_session_with_safe_flags(client, conn, town):
     kind, ttl = conn.execute(
         text(
             "SELECT kind, extract(epoch FROM expires_at - created_at) FROM auth_sessions "
-            "WHERE user_id = :u"
+            "WHERE user_id = :u ORDER BY id"  # the sign-in's is the newest (the fixture's first)
         ),
         {"u": town["zhang"].id},
     ).all()[-1]
