@@ -525,26 +525,30 @@ class Run:
             )
             total = float(self.weights.sum())
             s = self.cell_snaps
+            # every found site placed and named at once (site_labels prepares the outlines)
+            c = np.asarray([site.cell for site in found if site is not None], dtype=np.intp)
+            lon, lat = _on_edge_lonlat(self, Points(s.edge[c], s.fraction[c], s.off_m[c]))
+            labels = site_labels(self, lon, lat, s.edge[c]) if len(c) else []
+            k = 0
             for p, site in zip(todo, found, strict=True):
                 if site is None:
                     self._memo[("gap_site", p.rank)] = None
                     continue
-                c = np.asarray([site.cell])
-                lon, lat = _on_edge_lonlat(self, Points(s.edge[c], s.fraction[c], s.off_m[c]))
-                label = site_labels(self, lon, lat, s.edge[c])[0]
+                label = labels[k]
                 self._memo[("gap_site", p.rank)] = {
                     "name": label["name"],
                     "name_en": label["name_en"],
                     "street": label["street"],
                     "h3": format(int(self.grid.cells[site.cell]), "x"),
-                    "lon": float(lon[0]),
-                    "lat": float(lat[0]),
+                    "lon": float(lon[k]),
+                    "lat": float(lat[k]),
                     "gain": round(site.gain, 3),
                     "gain_in_piece": round(site.gain_in_piece, 3),
                     "share_of_piece": _share_or_none(site.gain_in_piece, p.demand),
                     "share_of_all_demand": _share_or_none(site.gain, total),
                     "candidates": site.candidates,
                 }
+                k += 1
         return [copy.deepcopy(self._memo[("gap_site", p.rank)]) for p in pieces]
 
     # -- over-density ----------------------------------------------------------------------
